@@ -1,0 +1,1 @@
+"""Where SIP and Telegram meet: the Stasis application and the gateway process."""

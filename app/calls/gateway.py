@@ -1,0 +1,124 @@
+"""The gateway process: bundled Asterisk, ARI, lines in sync, security log, the Stasis app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from pathlib import Path
+
+from app.ari.client import AriClient
+from app.calls.stasis import APP_NAME, StasisApp
+from app.pbx.install import AsteriskInstall, InstallError, find_install
+from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
+from app.pbx.supervisor import AsteriskSupervisor
+from app.settings import Settings
+from app.sip.linesync import LineSync
+from app.sip.security import SecurityWatcher
+from app.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def ari_password(settings: Settings) -> str:
+    """Generated on first start, kept 0600 in the data directory."""
+    path = settings.ari_password_path
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def require_install(settings: Settings) -> AsteriskInstall:
+    install = find_install(settings.asterisk_root)
+    if install is None:
+        raise InstallError("Asterisk is not installed; run `tgtrunk asterisk install` first (as root)")
+    return install
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        install = require_install(settings)
+        password = ari_password(settings)
+        self.instance = AsteriskInstance(
+            install,
+            runtime_dir_for(install, settings.data_dir),
+            InstanceConfig(
+                sip_bind=str(settings.sip_bind),
+                ari_port=settings.ari_port,
+                ari_password=password,
+                rtp_start=settings.rtp_ports.start,
+                rtp_end=settings.rtp_ports.end,
+            ),
+        )
+        self.ari = AriClient("127.0.0.1", settings.ari_port, APP_NAME, password, APP_NAME)
+        self.lines = LineSync(
+            self.ari, self.db, self.instance.host_dir / "etc" / "pjsip_bans.conf",
+            reload_pjsip=self._reload_pjsip, show_registrations=self._show_registrations,
+        )
+        self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready)
+        self.security = SecurityWatcher(
+            self.instance.log_dir / "security.log", self.db, self.lines.line_for_endpoint,
+            settings.ban_threshold, settings.ban_window_s, settings.ban_duration_s,
+        )
+        self.stasis = StasisApp(self.ari)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _on_asterisk_ready(self) -> None:
+        self.lines.forget()
+        await self.lines.sync()
+
+    async def _reload_pjsip(self) -> None:
+        await self.ari.request("PUT", "/asterisk/modules/res_pjsip.so")
+
+    async def _show_registrations(self) -> str:
+        return await self.instance.rx("pjsip show registrations")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.supervisor.start()
+        self._tasks = [
+            asyncio.create_task(self.supervisor.watch(), name="asterisk-supervisor"),
+            asyncio.create_task(self.ari.run_events(), name="ari-events"),
+            asyncio.create_task(self.lines.run(self.supervisor.ready), name="line-sync"),
+            asyncio.create_task(self.security.run(), name="security-log"),
+        ]
+        await asyncio.wait_for(self.ari.connected.wait(), 10)
+        log.info(
+            "tgtrunk is running: SIP on %s, ARI on 127.0.0.1:%s, %d line(s)",
+            self.settings.sip_bind, self.settings.ari_port, len(self.lines.lines),
+        )
+        await stop.wait()
+
+    async def close(self) -> None:
+        log.info("stopping: ending calls and Asterisk")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop()
+        await self.ari.close()
+        self.db.close()
+
+
+async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    gateway = Gateway(settings)
+    _write_pid(settings.pid_path)
+    try:
+        await gateway.run(stop)
+    finally:
+        await gateway.close()
+        settings.pid_path.unlink(missing_ok=True)
+
+
+def _write_pid(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(os.getpid()))

@@ -1,0 +1,233 @@
+"""`tgtrunk line …`: SIP connections between the gateway and PBXs."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields as dataclass_fields
+
+from sqlmodel import select
+
+from app.cli import CliError
+from app.settings import load_settings
+from app.sip.line import LineError, LineRequest, build_line, endpoint_id, generate_password, password_digest
+from app.store.db import Database
+from app.store.line import Line, LineMode, LineStatus, utcnow
+
+MODES_HELP = (
+    "register: the PBX registers to the gateway with username/password (PBX -> gateway); "
+    "outbound: the gateway registers to the PBX (gateway -> PBX); "
+    "ip: no registration, calls from --host are trusted (IP <-> IP)"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("line", help="SIP connections (lines) to PBXs")
+    sub = parser.add_subparsers(dest="line_command", metavar="ACTION", required=True)
+
+    add = sub.add_parser("add", help="add a line", description=f"Add a line. Modes: {MODES_HELP}.")
+    add.add_argument("name")
+    add.add_argument("--mode", required=True, help="register | outbound | ip")
+    _line_options(add)
+    add.set_defaults(handler=add_line)
+
+    change = sub.add_parser("set", help="change settings of a line (others stay as they are)")
+    change.add_argument("name")
+    change.add_argument("--mode", help="register | outbound | ip")
+    _line_options(change)
+    change.add_argument("--clear-trusted-ips", action="store_true", help="trust any address again")
+    change.set_defaults(handler=set_line)
+
+    sub.add_parser("list", help="list lines and their state").set_defaults(handler=list_lines)
+    show = sub.add_parser("show", help="show one line")
+    show.add_argument("name")
+    show.set_defaults(handler=show_line)
+    remove = sub.add_parser("remove", help="remove a line")
+    remove.add_argument("name")
+    remove.set_defaults(handler=remove_line)
+    reset = sub.add_parser("reset-password", help="set a new password (generated and shown once unless given)")
+    reset.add_argument("name")
+    reset.add_argument("--password", help="the new password (outbound lines: the one the PBX expects)")
+    reset.set_defaults(handler=reset_password)
+
+
+def _line_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--username", help="register: the PBX's login here (default: line name); outbound: login at the PBX")
+    p.add_argument("--password", help="register: generated and shown once when omitted; outbound: password at the PBX")
+    p.add_argument("--realm", help="outbound: the PBX's digest realm (default: asterisk)")
+    p.add_argument("--trusted-ip", action="append", dest="trusted_ips", metavar="CIDR",
+                   help="register: accept this address/network only (repeatable)")
+    p.add_argument("--server", help="outbound: the PBX's registrar HOST[:PORT]")
+    p.add_argument("--domain", help="outbound: SIP domain (default: server host)")
+    p.add_argument("--proxy", help="outbound: outbound proxy HOST[:PORT]")
+    p.add_argument("--host", help="ip: the PBX's HOST[:PORT]")
+    p.add_argument("--header", action="append", dest="headers", metavar="'F: V'",
+                   help="ip: extra SIP header on calls sent to the PBX (repeatable)")
+    p.add_argument("--pbx-number", help="extension on the PBX that Telegram calls ring")
+    p.add_argument("--codecs", help="comma-separated: alaw, ulaw, g722 (default alaw,ulaw)")
+    p.add_argument("--dtmf", help="rfc4733 (default) | info | inband | auto")
+    p.add_argument("--rule", action="append", dest="rules", metavar="'REGEX=REPL'",
+                   help="number rule applied to dialled numbers, in order (repeatable)")
+    p.add_argument("--callerid", action="append", dest="callerid_templates", metavar="TEMPLATE",
+                   help="Caller ID template, e.g. '+{phone}' or '{userid}' (repeatable; first fully known wins)")
+    p.add_argument("--callername", dest="callername_template", metavar="TEMPLATE", help="Caller Name template, e.g. '{name}'")
+    p.add_argument("--priority", type=int, help="higher rings first for incoming Telegram calls (default 0)")
+    p.add_argument("--max-calls", type=int, help="concurrent calls allowed on the line")
+    p.add_argument("--account", help="the Telegram account this line serves")
+
+
+def _db() -> Database:
+    return Database(load_settings().database_url)
+
+
+def _request_from_args(args: argparse.Namespace, base: LineRequest | None = None) -> LineRequest:
+    request = base or LineRequest(name=args.name, mode=args.mode)
+    for f in dataclass_fields(LineRequest):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        setattr(request, f.name, tuple(value) if isinstance(value, list) else value)
+    return request
+
+
+def _check_unique(session, line: Line, exclude_id: int | None = None) -> None:
+    for other in session.exec(select(Line)):
+        if other.id == exclude_id:
+            continue
+        if other.name == line.name:
+            raise CliError(f"a line named {line.name!r} already exists; pick another name or `tgtrunk line remove` it")
+        if endpoint_id(other) == endpoint_id(line):
+            raise CliError(f"SIP username {endpoint_id(line)!r} is already used by line {other.name!r}")
+
+
+def add_line(args: argparse.Namespace) -> int:
+    try:
+        line, generated = build_line(_request_from_args(args))
+    except LineError as exc:
+        raise CliError(str(exc)) from None
+    db = _db()
+    with db.session() as session:
+        _check_unique(session, line)
+        session.add(line)
+    print(f"line {line.name} added ({line.mode.value})")
+    if generated:
+        print(f"password (shown once, stored only as a digest): {generated}")
+    _print_hint(line)
+    return 0
+
+
+def set_line(args: argparse.Namespace) -> int:
+    db = _db()
+    with db.session() as session:
+        line = _get(session, args.name)
+        base = LineRequest(
+            name=line.name, mode=line.mode.value, username=line.username, realm=line.realm,
+            trusted_ips=() if args.clear_trusted_ips else tuple(line.trusted_ips),
+            server=line.server, domain=line.domain, proxy=line.proxy, host=line.host, headers=tuple(line.headers),
+            pbx_number=line.pbx_number, codecs=line.codecs, dtmf=line.dtmf.value, rules=tuple(line.rules),
+            callerid_templates=tuple(line.callerid_templates), callername_template=line.callername_template,
+            priority=line.priority, max_calls=line.max_calls, account=line.account,
+        )
+        request = _request_from_args(args, base)
+        keep_digest = not args.password and request.username == line.username and request.mode == line.mode.value
+        if keep_digest and line.mode is not LineMode.IP:
+            request.password = "unchanged"  # replaced by the stored digest below
+        elif request.mode != "ip" and not args.password and request.mode == "outbound":
+            raise CliError("changing the mode or login of an outbound line needs --password")
+        try:
+            updated, generated = build_line(request)
+        except LineError as exc:
+            raise CliError(str(exc)) from None
+        if keep_digest and line.mode is not LineMode.IP:
+            updated.password_digest = line.password_digest
+            generated = None
+        _check_unique(session, updated, exclude_id=line.id)
+        for key, value in updated.model_dump(exclude={"id", "created_at"}).items():
+            setattr(line, key, value)
+        line.updated_at = utcnow()
+        session.add(line)
+    print(f"line {line.name} updated")
+    if generated:
+        print(f"password (shown once, stored only as a digest): {generated}")
+    return 0
+
+
+def list_lines(args: argparse.Namespace) -> int:
+    db = _db()
+    with db.session() as session:
+        lines = list(session.exec(select(Line).order_by(Line.priority.desc(), Line.name)))
+        states = {s.name: s for s in session.exec(select(LineStatus))}
+    if not lines:
+        print("no lines; add one with `tgtrunk line add NAME --mode register`")
+        return 0
+    print(f"{'NAME':<16} {'MODE':<9} {'STATE':<16} {'PEER':<28} {'ACCOUNT':<12}")
+    for line in lines:
+        state = states[line.name].state if line.name in states else "-"
+        peer = line.username if line.mode is LineMode.REGISTER else (line.server or line.host or "")
+        print(f"{line.name:<16} {line.mode.value:<9} {state:<16} {peer:<28} {line.account or '-':<12}")
+    return 0
+
+
+def show_line(args: argparse.Namespace) -> int:
+    db = _db()
+    with db.session() as session:
+        line = _get(session, args.name)
+        status = session.get(LineStatus, line.name)
+    data = line.model_dump(exclude={"id", "password_digest"})
+    data["password"] = "set (stored as digest)" if line.password_digest else "-"
+    data["state"] = f"{status.state} ({status.detail}, seen {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)" if status else "unknown (is `tgtrunk serve` running?)"
+    for key, value in data.items():
+        if isinstance(value, list):
+            value = ", ".join(value) or "-"
+        elif hasattr(value, "value"):
+            value = value.value
+        print(f"{key:<20} {value if value not in (None, '') else '-'}")
+    return 0
+
+
+def remove_line(args: argparse.Namespace) -> int:
+    db = _db()
+    with db.session() as session:
+        line = _get(session, args.name)
+        session.delete(line)
+        status = session.get(LineStatus, line.name)
+        if status:
+            session.delete(status)
+    print(f"line {args.name} removed")
+    return 0
+
+
+def reset_password(args: argparse.Namespace) -> int:
+    db = _db()
+    with db.session() as session:
+        line = _get(session, args.name)
+        if line.mode is LineMode.IP:
+            raise CliError(f"line {line.name} is an ip line: it has no password")
+        if line.mode is LineMode.OUTBOUND and not args.password:
+            raise CliError("an outbound line's password is the PBX's: give it with --password")
+        password = args.password or generate_password()
+        assert line.username and line.realm
+        line.password_digest = password_digest(line.username, line.realm, password)
+        line.updated_at = utcnow()
+        session.add(line)
+    if not args.password:
+        print(f"new password for line {args.name} (shown once): {password}")
+    else:
+        print(f"password of line {args.name} changed")
+    return 0
+
+
+def _get(session, name: str) -> Line:
+    line = session.exec(select(Line).where(Line.name == name)).first()
+    if line is None:
+        raise CliError(f"no line named {name!r}; `tgtrunk line list` shows the lines")
+    return line
+
+
+def _print_hint(line: Line) -> None:
+    settings = load_settings()
+    if line.mode is LineMode.REGISTER:
+        print(f"point the PBX's trunk at {settings.sip_bind} with username {line.username} (realm tgtrunk)")
+    elif line.mode is LineMode.OUTBOUND:
+        print(f"the gateway will register to {line.server} as {line.username} while `tgtrunk serve` runs")
+    else:
+        print(f"calls from {line.host} are accepted without a password")

@@ -1,0 +1,51 @@
+"""`tgtrunk status`: Asterisk, the gateway process, lines and bans at a glance."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from sqlmodel import select
+
+from app.pbx.install import find_install
+from app.settings import load_settings
+from app.store.ban import Ban
+from app.store.db import Database
+from app.store.line import Line, LineStatus, utcnow
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    subparsers.add_parser("status", help="show the gateway's state: Asterisk, lines, bans").set_defaults(handler=run)
+
+
+def _serve_pid(path) -> int | None:
+    try:
+        pid = int(path.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    install = find_install(settings.asterisk_root)
+    print(f"asterisk: {install.version + (' in ' + str(install.root) if install.root else ' (system)') if install else 'not installed (run `tgtrunk asterisk install`)'}")
+    pid = _serve_pid(settings.pid_path)
+    print(f"gateway:  {'running (pid %d), SIP on %s' % (pid, settings.sip_bind) if pid else 'not running (start it with `tgtrunk serve`)'}")
+    db = Database(settings.database_url)
+    now = utcnow()
+    with db.session() as session:
+        lines = list(session.exec(select(Line).order_by(Line.name)))
+        states = {s.name: s for s in session.exec(select(LineStatus))}
+        bans = list(session.exec(select(Ban).where(Ban.until > now).order_by(Ban.until)))
+    print(f"lines:    {len(lines)}")
+    for line in lines:
+        state = states.get(line.name)
+        text = f"{state.state} ({state.detail})" if state else "unknown"
+        print(f"  {line.name:<16} {line.mode.value:<9} {text}")
+    print(f"bans:     {len(bans)}")
+    for ban in bans:
+        left = int((ban.until - now).total_seconds())
+        print(f"  {ban.address:<16} {ban.failures} failures ({ban.reason}), {left} s left")
+    return 0

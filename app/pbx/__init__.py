@@ -1,0 +1,1 @@
+"""The bundled Asterisk: provisioning, configuration, process supervision."""

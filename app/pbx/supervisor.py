@@ -1,0 +1,73 @@
+"""Keeps the bundled Asterisk running: start, wait for ARI, restart when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from app.ari.client import AriClient
+from app.pbx.instance import AsteriskInstance
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 30.0
+
+
+class AsteriskDiedError(RuntimeError):
+    pass
+
+
+class AsteriskSupervisor:
+    def __init__(self, instance: AsteriskInstance, ari: AriClient,
+                 on_ready: Callable[[], Awaitable[None]]) -> None:
+        self.instance = instance
+        self.ari = ari
+        self.on_ready = on_ready
+        self.ready = asyncio.Event()
+        self.restarts = 0
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start Asterisk and return once ARI answers (raises if it cannot come up)."""
+        await self._start_once()
+
+    async def _start_once(self) -> None:
+        self.ready.clear()
+        started = time.monotonic()
+        await self.instance.start()
+        while not await self.ari.ping():
+            if self.instance.pid is None:
+                raise AsteriskDiedError(
+                    f"Asterisk exited during start; see {self.instance.log_dir / 'console.log'}"
+                )
+            if time.monotonic() - started > READY_TIMEOUT_S:
+                await self.instance.stop()
+                raise AsteriskDiedError(f"ARI did not answer within {READY_TIMEOUT_S:.0f} s")
+            await asyncio.sleep(0.05)
+        log.info("ARI ready %.2f s after start", time.monotonic() - started)
+        await self.on_ready()
+        self.ready.set()
+
+    async def watch(self) -> None:
+        """Run forever: when Asterisk dies, start it again and push the state once more."""
+        delay = 0.5
+        while True:
+            code = await self.instance.wait_exit()
+            if self._stopping:
+                return
+            self.ready.clear()
+            log.error("Asterisk exited (code %s); restarting it in %.1f s", code, delay)
+            await asyncio.sleep(delay)
+            try:
+                await self._start_once()
+                self.restarts += 1
+                delay = 0.5
+            except AsteriskDiedError as exc:
+                log.error("Asterisk restart failed: %s", exc)
+                delay = min(delay * 2, 10.0)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self.instance.stop()

@@ -1,0 +1,116 @@
+"""Settings from TGTRUNK_* environment variables, with defaults that run out of the box."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A TGTRUNK_* variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, default_port: int | None = None, what: str = "address") -> "HostPort":
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            host, port = text, ""
+        if not port:
+            if default_port is None:
+                raise SettingsError(f"{what} {text!r} needs a port (HOST:PORT)")
+            return cls(host or "0.0.0.0", default_port)
+        try:
+            number = int(port)
+        except ValueError:
+            raise SettingsError(f"{what} {text!r}: port {port!r} is not a number") from None
+        if not 0 < number < 65536:
+            raise SettingsError(f"{what} {text!r}: port {number} is out of range 1-65535")
+        return cls(host or "0.0.0.0", number)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PortRange:
+    start: int
+    end: int
+
+    @classmethod
+    def parse(cls, text: str) -> "PortRange":
+        try:
+            start, end = (int(part) for part in text.split("-", 1))
+        except ValueError:
+            raise SettingsError(f"TGTRUNK_RTP_PORTS {text!r} must look like 10000-20000") from None
+        if not 0 < start < end < 65536:
+            raise SettingsError(f"TGTRUNK_RTP_PORTS {text!r}: need 0 < start < end < 65536")
+        return cls(start, end)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    sip_bind: HostPort
+    rtp_ports: PortRange
+    http_bind: HostPort
+    ari_port: int
+    asterisk_root: Path
+    ban_threshold: int = 10
+    ban_window_s: float = 60.0
+    ban_duration_s: float = 600.0
+    asterisk_binary: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def asterisk_dir(self) -> Path:
+        return self.data_dir / "asterisk"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def ari_password_path(self) -> Path:
+        return self.data_dir / "ari-password"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "serve.pid"
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("TGTRUNK_DATA_DIR") or "/var/lib/tgtrunk").absolute()
+    database_url = env.get("TGTRUNK_DATABASE_URL") or f"sqlite:///{data_dir / 'tgtrunk.db'}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        sip_bind=HostPort.parse(env.get("TGTRUNK_SIP_BIND") or "0.0.0.0:5060", 5060, "TGTRUNK_SIP_BIND"),
+        rtp_ports=PortRange.parse(env.get("TGTRUNK_RTP_PORTS") or "10000-20000"),
+        http_bind=HostPort.parse(env.get("TGTRUNK_HTTP_BIND") or "127.0.0.1:8080", 8080, "TGTRUNK_HTTP_BIND"),
+        ari_port=_int(env, "TGTRUNK_ARI_PORT", 8088),
+        asterisk_root=Path(env.get("TGTRUNK_ASTERISK_ROOT") or data_dir / "asterisk-root").absolute(),
+        ban_threshold=_int(env, "TGTRUNK_BAN_THRESHOLD", 10),
+        ban_window_s=float(_int(env, "TGTRUNK_BAN_WINDOW", 60)),
+        ban_duration_s=float(_int(env, "TGTRUNK_BAN_SECONDS", 600)),
+        asterisk_binary=env.get("TGTRUNK_ASTERISK_BINARY") or None,
+    )

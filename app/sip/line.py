@@ -1,0 +1,210 @@
+"""Validation of line settings and the password digest; one clear message per bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass
+
+from app.store.line import DtmfMethod, Line, LineMode
+
+GATEWAY_REALM = "tgtrunk"
+# The realm a PBX challenges with when nothing else is configured (Asterisk, FreePBX).
+DEFAULT_PBX_REALM = "asterisk"
+CODECS = ("alaw", "ulaw", "g722")
+TEMPLATE_FIELDS = ("phone", "username", "userid", "name", "name_ascii")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:]+\]$")
+_HEADER = re.compile(r"^([A-Za-z0-9-]+):\s*(\S.*)$")
+_TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+class LineError(ValueError):
+    """A line setting that cannot be used; the message says which and why."""
+
+
+def password_digest(username: str, realm: str, password: str) -> str:
+    """Asterisk's password_digest form: md5(username:realm:password)."""
+    return hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise LineError(
+            f"line name {name!r} must be 1-40 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def check_host_port(text: str, what: str) -> str:
+    host, sep, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not sep:
+        host, port = text, ""
+    if not host or not _HOST.match(host):
+        raise LineError(f"{what} {text!r} is not a host name or IP address (HOST or HOST:PORT)")
+    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+        raise LineError(f"{what} {text!r}: port must be a number 1-65535")
+    return text
+
+
+def host_of(host_port: str) -> str:
+    if host_port.startswith("["):
+        return host_port[1 : host_port.index("]")]
+    return host_port.rsplit(":", 1)[0] if host_port.count(":") == 1 else host_port
+
+
+def check_cidr(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise LineError(f"trusted IP {text!r} is not an address or CIDR network (e.g. 203.0.113.0/24)") from None
+
+
+def check_header(text: str) -> str:
+    if not _HEADER.match(text):
+        raise LineError(f"header {text!r} must look like 'Field: Value'")
+    return text
+
+
+def check_codecs(text: str) -> str:
+    codecs = [c.strip().lower() for c in text.split(",") if c.strip()]
+    unknown = [c for c in codecs if c not in CODECS]
+    if not codecs or unknown:
+        raise LineError(f"codecs {text!r}: choose from {', '.join(CODECS)} (comma separated)")
+    return ",".join(dict.fromkeys(codecs))
+
+
+def check_rule(text: str) -> str:
+    pattern, sep, _replacement = text.rpartition("=")
+    if not sep or not pattern:
+        raise LineError(f"rule {text!r} must look like 'REGEX=REPLACEMENT'")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise LineError(f"rule {text!r}: bad regular expression ({exc})") from None
+    return text
+
+
+def check_template(text: str) -> str:
+    unknown = [f for f in _TEMPLATE_FIELD.findall(text) if f not in TEMPLATE_FIELDS]
+    if unknown:
+        raise LineError(
+            f"template {text!r}: unknown field {{{unknown[0]}}}; use {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}"
+        )
+    return text
+
+
+def endpoint_id(line: Line) -> str:
+    """The Asterisk endpoint of a line: a PBX registering identifies itself by username."""
+    if line.mode is LineMode.REGISTER and line.username:
+        return line.username
+    return line.name
+
+
+@dataclass
+class LineRequest:
+    """What a user asked for on the command line or the admin API, before validation."""
+
+    name: str
+    mode: str
+    username: str | None = None
+    password: str | None = None
+    realm: str | None = None
+    trusted_ips: tuple[str, ...] = ()
+    server: str | None = None
+    domain: str | None = None
+    proxy: str | None = None
+    host: str | None = None
+    headers: tuple[str, ...] = ()
+    pbx_number: str | None = None
+    codecs: str = "alaw,ulaw"
+    dtmf: str = "rfc4733"
+    rules: tuple[str, ...] = ()
+    callerid_templates: tuple[str, ...] = ()
+    callername_template: str | None = None
+    priority: int = 0
+    max_calls: int | None = None
+    account: str | None = None
+
+
+def build_line(request: LineRequest) -> tuple[Line, str | None]:
+    """Validate a request into a Line; returns the generated password (to show once), if any."""
+    try:
+        mode = LineMode(request.mode)
+    except ValueError:
+        raise LineError(f"unknown mode {request.mode!r}: use register, outbound or ip") from None
+    try:
+        dtmf = DtmfMethod(request.dtmf)
+    except ValueError:
+        raise LineError(f"unknown DTMF method {request.dtmf!r}: use rfc4733, info, inband or auto") from None
+    if request.max_calls is not None and request.max_calls < 1:
+        raise LineError("--max-calls must be at least 1")
+    line = Line(
+        name=check_name(request.name),
+        mode=mode,
+        trusted_ips=[check_cidr(c) for c in request.trusted_ips],
+        headers=[check_header(h) for h in request.headers],
+        pbx_number=request.pbx_number,
+        codecs=check_codecs(request.codecs),
+        dtmf=dtmf,
+        rules=[check_rule(r) for r in request.rules],
+        callerid_templates=[check_template(t) for t in request.callerid_templates],
+        callername_template=check_template(request.callername_template) if request.callername_template else None,
+        priority=request.priority,
+        max_calls=request.max_calls,
+        account=request.account,
+    )
+    generated = _apply_mode(line, request)
+    return line, generated
+
+
+def _apply_mode(line: Line, request: LineRequest) -> str | None:
+    generated = None
+    if line.mode is LineMode.REGISTER:
+        line.username = _check_username(request.username or line.name)
+        password = request.password
+        if not password:
+            password = generated = generate_password()
+        line.realm = GATEWAY_REALM
+        line.password_digest = password_digest(line.username, line.realm, password)
+        _refuse(request, "server", "domain", "proxy", "host")
+    elif line.mode is LineMode.OUTBOUND:
+        if not request.server:
+            raise LineError("an outbound line needs --server HOST[:PORT] (the PBX's registrar)")
+        if not request.username or not request.password:
+            raise LineError("an outbound line needs --username and --password (the account at the PBX)")
+        line.server = check_host_port(request.server, "--server")
+        line.proxy = check_host_port(request.proxy, "--proxy") if request.proxy else None
+        line.domain = request.domain or host_of(line.server)
+        line.username = _check_username(request.username)
+        line.realm = request.realm or DEFAULT_PBX_REALM
+        line.password_digest = password_digest(line.username, line.realm, request.password)
+        _refuse(request, "host")
+        if line.trusted_ips:
+            raise LineError("--trusted-ip is for register lines; an outbound line trusts its --server")
+    else:
+        if not request.host:
+            raise LineError("an ip line needs --host HOST[:PORT] (the PBX that sends and receives calls)")
+        line.host = check_host_port(request.host, "--host")
+        _refuse(request, "username", "password", "server", "domain", "proxy")
+    return generated
+
+
+def _check_username(username: str) -> str:
+    if not _USERNAME.match(username):
+        raise LineError(f"username {username!r} must be 1-64 letters, digits, '_', '.', '+' or '-'")
+    return username
+
+
+def _refuse(request: LineRequest, *fields: str) -> None:
+    for name in fields:
+        if getattr(request, name):
+            raise LineError(f"--{name} does not apply to a {request.mode} line")

@@ -1,0 +1,134 @@
+"""The database is the source of truth: lines and bans are pushed into Asterisk and kept in sync."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlmodel import select
+
+from app.ari.client import AriClient, AriError
+from app.sip.line import endpoint_id
+from app.sip.pjsip import PUSH_ORDER, PjsipObject, ban_object, objects_for_line
+from app.store.ban import Ban
+from app.store.db import Database
+from app.store.line import Line, LineMode, LineStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+CONFIG_CLASS = "res_pjsip"
+POLL_INTERVAL_S = 0.4
+STATUS_INTERVAL_S = 2.0
+_REGISTRATION_ROW = re.compile(r"^\s*(\S+?)/\S+\s+\S+\s+(\w+)", re.MULTILINE)
+
+
+class LineSync:
+    def __init__(self, ari: AriClient, db: Database, bans_file: Path,
+                 reload_pjsip: Callable[[], Awaitable[None]],
+                 show_registrations: Callable[[], Awaitable[str]]) -> None:
+        self.ari = ari
+        self.db = db
+        self.bans_file = bans_file
+        self.reload_pjsip = reload_pjsip
+        self.show_registrations = show_registrations
+        self.pushed: dict[tuple[str, str], PjsipObject] = {}
+        self.pushed_bans: tuple[str, ...] | None = None
+        self.lines: dict[str, Line] = {}
+        self._lock = asyncio.Lock()
+
+    def line_for_endpoint(self, eid: str) -> str | None:
+        for line in self.lines.values():
+            if endpoint_id(line) == eid:
+                return line.name
+        return None
+
+    def forget(self) -> None:
+        """Asterisk restarted with nothing pushed: the next sync pushes everything."""
+        self.pushed.clear()
+        self.pushed_bans = None
+
+    async def sync(self) -> None:
+        async with self._lock:
+            lines, bans = self._read()
+            self.lines = {line.name: line for line in lines}
+            await self._sync_bans(bans)
+            await self._sync_objects(lines)
+
+    def _read(self) -> tuple[list[Line], list[str]]:
+        now = utcnow()
+        with self.db.session() as session:
+            lines = list(session.exec(select(Line).order_by(Line.priority.desc(), Line.name)))
+            bans = sorted(b.address for b in session.exec(select(Ban).where(Ban.until > now)))
+        return lines, bans
+
+    async def _sync_objects(self, lines: list[Line]) -> None:
+        desired: dict[tuple[str, str], PjsipObject] = {}
+        for line in lines:
+            for obj in objects_for_line(line):
+                desired[obj.key] = obj
+        stale = [obj for key, obj in self.pushed.items() if desired.get(key) != obj]
+        for obj in sorted(stale, key=lambda o: -PUSH_ORDER.index(o.kind)):
+            await self.ari.delete_config(CONFIG_CLASS, obj.kind, obj.id)
+            del self.pushed[obj.key]
+        fresh = [obj for key, obj in desired.items() if key not in self.pushed]
+        for obj in sorted(fresh, key=lambda o: PUSH_ORDER.index(o.kind)):
+            try:
+                await self.ari.put_config(CONFIG_CLASS, obj.kind, obj.id, list(obj.fields))
+            except AriError as exc:
+                log.error("line object %s/%s was refused by Asterisk: %s", obj.kind, obj.id, exc.message)
+                continue
+            self.pushed[obj.key] = obj
+        if stale or fresh:
+            log.info("lines in sync: %d line(s), %d object(s) changed", len(lines), len(stale) + len(fresh))
+
+    async def _sync_bans(self, bans: list[str]) -> None:
+        if tuple(bans) == self.pushed_bans:
+            return
+        text = "".join(f"[{ban_object(a).id}]\ntype = acl\ndeny = {a}\n\n" for a in bans)
+        self.bans_file.write_text(text)
+        if self.pushed_bans is not None or bans:
+            await self.reload_pjsip()
+        self.pushed_bans = tuple(bans)
+
+    async def run(self, ready: asyncio.Event) -> None:
+        """Poll the database: a change made by the CLI or the API reaches Asterisk within a second."""
+        last_status = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await ready.wait()
+            try:
+                await self.sync()
+                if loop.time() - last_status > STATUS_INTERVAL_S:
+                    last_status = loop.time()
+                    await self.record_status()
+            except (AriError, OSError, asyncio.TimeoutError) as exc:
+                log.debug("line sync deferred: %s", exc)
+            except Exception:
+                log.exception("line sync failed; retrying")
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def record_status(self) -> None:
+        states: dict[str, tuple[str, str]] = {}
+        endpoints = {e["resource"]: e for e in await self.ari.request("GET", "/endpoints/PJSIP") or []}
+        registrations: dict[str, str] = {}
+        if any(line.mode is LineMode.OUTBOUND for line in self.lines.values()):
+            registrations = dict(_REGISTRATION_ROW.findall(await self.show_registrations()))
+        for line in self.lines.values():
+            eid = endpoint_id(line)
+            if line.mode is LineMode.OUTBOUND:
+                state = registrations.get(eid, "Unregistered").lower()
+                states[line.name] = (state, f"to {line.server} as {line.username}")
+            elif line.mode is LineMode.REGISTER:
+                online = endpoints.get(eid, {}).get("state") == "online"
+                states[line.name] = ("registered" if online else "not registered", f"username {line.username}")
+            else:
+                states[line.name] = ("ready", f"trusts {line.host}")
+        with self.db.session() as session:
+            for old in session.exec(select(LineStatus)):
+                if old.name not in states:
+                    session.delete(old)
+            for name, (state, detail) in states.items():
+                session.merge(LineStatus(name=name, state=state, detail=detail, updated_at=utcnow()))

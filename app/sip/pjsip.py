@@ -1,0 +1,100 @@
+"""A line as the res_pjsip objects Asterisk needs (pushed through ARI dynamic configuration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.sip.line import endpoint_id, host_of
+from app.store.line import Line, LineMode
+
+INBOUND_CONTEXT = "tgtrunk-in"
+
+
+@dataclass(frozen=True)
+class PjsipObject:
+    kind: str  # auth, aor, endpoint, identify, registration, acl
+    id: str
+    fields: tuple[tuple[str, str], ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.id)
+
+
+# Push order: what an object refers to goes first; removal runs the other way round.
+PUSH_ORDER = ("auth", "aor", "endpoint", "identify", "registration", "acl")
+
+
+def objects_for_line(line: Line) -> list[PjsipObject]:
+    eid = endpoint_id(line)
+    endpoint: dict[str, str] = {
+        "context": INBOUND_CONTEXT,
+        "disallow": "all",
+        "allow": line.codecs,
+        "aors": eid,
+        "dtmf_mode": line.dtmf.value,
+        "direct_media": "no",
+        "rtp_symmetric": "yes",
+        "force_rport": "yes",
+        "rewrite_contact": "yes",
+        "trust_id_inbound": "no",
+        "set_var": f"TGTRUNK_LINE={line.name}",
+    }
+    objects: list[PjsipObject] = []
+    if line.mode is LineMode.REGISTER:
+        objects.append(_auth(eid, line))
+        objects.append(_obj("aor", eid, max_contacts="1", remove_existing="yes"))
+        endpoint["auth"] = eid
+        if line.trusted_ips:
+            permit = ",".join(line.trusted_ips)
+            endpoint.update(deny="0.0.0.0/0", permit=permit, contact_deny="0.0.0.0/0", contact_permit=permit)
+    elif line.mode is LineMode.OUTBOUND:
+        assert line.server and line.username
+        objects.append(_auth(eid, line))
+        objects.append(_obj("aor", eid, contact=f"sip:{line.server}"))
+        endpoint.update(outbound_auth=eid, from_user=line.username, from_domain=line.domain or "")
+        if line.proxy:
+            endpoint["outbound_proxy"] = f"sip:{line.proxy}\\;lr"
+        matches = [host_of(line.server)] + ([host_of(line.proxy)] if line.proxy else [])
+        objects.append(_obj("identify", eid, endpoint=eid, match=",".join(matches)))
+        registration = {
+            "server_uri": f"sip:{line.server}",
+            "client_uri": f"sip:{line.username}@{line.domain}",
+            "contact_user": line.username,
+            "outbound_auth": eid,
+            "retry_interval": "10",
+            "forbidden_retry_interval": "30",
+            "max_retries": "100000",
+            "expiration": "300",
+            "line": "yes",
+            "endpoint": eid,
+        }
+        if line.proxy:
+            registration["outbound_proxy"] = f"sip:{line.proxy}\\;lr"
+        objects.append(_obj("registration", eid, **registration))
+    else:
+        assert line.host
+        objects.append(_obj("aor", eid, contact=f"sip:{line.host}"))
+        objects.append(_obj("identify", eid, endpoint=eid, match=host_of(line.host)))
+    objects.append(_obj("endpoint", eid, **endpoint))
+    return sorted(objects, key=lambda o: PUSH_ORDER.index(o.kind))
+
+
+def ban_object(address: str) -> PjsipObject:
+    return _obj("acl", "ban-" + address.replace(".", "-").replace(":", "_"), deny=address)
+
+
+def _auth(eid: str, line: Line) -> PjsipObject:
+    assert line.username and line.password_digest and line.realm
+    return _obj(
+        "auth",
+        eid,
+        auth_type="digest",
+        username=line.username,
+        realm=line.realm,
+        password_digest=f"md5:{line.password_digest}",
+    )
+
+
+def _obj(kind: str, oid: str, **fields: str) -> PjsipObject:
+    return PjsipObject(kind, oid, tuple(fields.items()))

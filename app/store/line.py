@@ -1,0 +1,63 @@
+"""A line: one SIP connection between the gateway and a PBX (SIP.TG's "Interaction with PBX")."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class LineMode(StrEnum):
+    REGISTER = "register"  # PBX -> gateway: the PBX registers here with username/password
+    OUTBOUND = "outbound"  # gateway -> PBX: the gateway registers to the PBX
+    IP = "ip"  # IP <-> IP: no registration, trusted by address
+
+
+class DtmfMethod(StrEnum):
+    RFC4733 = "rfc4733"
+    INFO = "info"
+    INBAND = "inband"
+    AUTO = "auto"
+
+
+class Line(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    mode: LineMode
+    # register: the username the PBX authenticates with; outbound: the login at the PBX.
+    username: str | None = None
+    # md5(username:realm:password), Asterisk's password_digest; the password itself is never stored.
+    password_digest: str | None = None
+    realm: str | None = None
+    trusted_ips: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    server: str | None = None  # outbound: registrar host[:port]
+    domain: str | None = None  # outbound: SIP domain of the account
+    proxy: str | None = None  # outbound: outbound proxy host[:port]
+    host: str | None = None  # ip: the PBX's host[:port]
+    headers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    pbx_number: str | None = None
+    codecs: str = "alaw,ulaw"
+    dtmf: DtmfMethod = DtmfMethod.RFC4733
+    rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    callerid_templates: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    callername_template: str | None = None
+    priority: int = 0
+    max_calls: int | None = None
+    account: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class LineStatus(SQLModel, table=True):
+    """What `serve` last saw of a line in Asterisk, for `tgtrunk status` and `line show`."""
+
+    name: str = Field(primary_key=True)
+    state: str
+    detail: str = ""
+    updated_at: datetime = Field(default_factory=utcnow)

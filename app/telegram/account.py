@@ -1,0 +1,267 @@
+"""A logged-in Telegram user account as the gateway uses it: resolve targets, place and take calls, chat."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pyrogram import Client, raw
+from pyrogram import errors as tg
+from pyrogram.handlers import RawUpdateHandler
+
+from app.telegram.endpoint import Endpoint
+from app.telegram.errors import AnonymousUser, PeerNotFound, call_error
+from app.telegram.peer import Peer
+from app.telegram.privatecall import DiscardReason, PrivateCall
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+IncomingCallback = Callable[[PrivateCall], Awaitable[None] | None]
+MessageCallback = Callable[[Peer, str], Awaitable[None] | None]
+
+_PHONE = re.compile(r"^\+?[0-9]{5,16}$")
+_USERNAME = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{3,31})$")
+ORPHAN_TTL_S = 10.0
+
+
+@dataclass(frozen=True)
+class DhParams:
+    g: int
+    p: bytes
+    random: bytes
+
+
+class TelegramAccount:
+    """Wraps a pyrogram `Client` (connected, authorized) and one NTgCalls endpoint."""
+
+    def __init__(self, client: Client, *, ring_timeout: float = 90.0, rpc_timeout: float = 10.0,
+                 rpc_retries: int = 2) -> None:
+        self.client = client
+        self.ring_timeout = ring_timeout
+        self.rpc_timeout = rpc_timeout
+        self.rpc_retries = rpc_retries
+        self.me: Peer | None = None
+        self.endpoint: Endpoint | None = None  # type: ignore[assignment]
+        self.on_incoming_call: IncomingCallback | None = None
+        self.on_message: MessageCallback | None = None
+        self.incoming: asyncio.Queue[PrivateCall] = asyncio.Queue()
+        self.gateway_user_ids: set[int] = set()  # other gateway accounts: their calls are flagged (SIP 482)
+        self.calls: dict[int, PrivateCall] = {}
+        self._orphans: dict[int, list[tuple[float, object]]] = {}
+        self._dh: tuple[int, bytes, int] | None = None  # g, p, version
+        self._handler: tuple[RawUpdateHandler, int] | None = None
+
+    async def start(self) -> "TelegramAccount":
+        if not self.client.is_connected:
+            await self.client.start()
+        self.endpoint = Endpoint()
+        handler = RawUpdateHandler(self._on_raw_update)
+        self.client.add_handler(handler, group=-100)
+        self._handler = (handler, -100)
+        full = await self.invoke(raw.functions.users.GetFullUser(id=raw.types.InputUserSelf()))
+        self.me = Peer.from_user(full.users[0])
+        return self
+
+    async def stop(self) -> None:
+        for call in list(self.calls.values()):
+            await call.hangup(DiscardReason.DISCONNECT)
+        if self._handler is not None:
+            self.client.remove_handler(*self._handler)
+            self._handler = None
+        if self.endpoint is not None:
+            await self.endpoint.close()
+        if self.client.is_connected:
+            await self.client.stop()
+
+    # --- raw API with typed errors ----------------------------------------------------------------
+
+    async def invoke(self, function: Any, timeout: float | None = None) -> Any:
+        """`client.invoke` with the account's timeout; Telegram errors propagate as pyrogram raises them."""
+        return await self.client.invoke(
+            function, retries=self.rpc_retries, timeout=timeout or self.rpc_timeout, sleep_threshold=0
+        )
+
+    async def _typed(self, coro: Awaitable[T]) -> T:
+        try:
+            return await coro
+        except Exception as exc:  # noqa: BLE001
+            raise call_error(exc) from exc
+
+    async def dh_config(self) -> DhParams:
+        version = self._dh[2] if self._dh else 0
+        result = await self.invoke(raw.functions.messages.GetDhConfig(version=version, random_length=256))
+        if isinstance(result, raw.types.messages.DhConfig):
+            self._dh = (result.g, result.p, result.version)
+        assert self._dh is not None
+        return DhParams(self._dh[0], self._dh[1], result.random)
+
+    # --- targets ----------------------------------------------------------------------------------
+
+    async def resolve(self, target: str | int) -> Peer:
+        """`+phone`, `@username` or a numeric user id the account has already met."""
+        return await self._typed(self._resolve(str(target).strip()))
+
+    async def _resolve(self, target: str) -> Peer:
+        if target.lstrip("-").isdigit() and not target.startswith("+"):
+            return await self._resolve_id(int(target))
+        if target.startswith("+") or (_PHONE.match(target) and not target.startswith("@")):
+            return await self._resolve_phone(target.lstrip("+"))
+        match = _USERNAME.match(target)
+        if not match:
+            raise PeerNotFound(f"Not Found: {target!r} is not a +phone, @username or user id")
+        result = await self.invoke(raw.functions.contacts.ResolveUsername(username=match.group(1)))
+        return self._peer_from(result.users, result.peer.user_id if hasattr(result.peer, "user_id") else None)
+
+    async def _resolve_phone(self, phone: str) -> Peer:
+        try:
+            result = await self.invoke(raw.functions.contacts.ResolvePhone(phone=phone))
+            return self._peer_from(result.users, getattr(result.peer, "user_id", None))
+        except tg.PhoneNotOccupied:
+            pass
+        # Phone privacy hides the number from strangers; importing it as a contact still finds it.
+        imported = await self.invoke(
+            raw.functions.contacts.ImportContacts(
+                contacts=[raw.types.InputPhoneContact(client_id=1, phone=phone, first_name=phone, last_name="")]
+            )
+        )
+        if not imported.imported:
+            raise PeerNotFound("Not Found", rpc="PHONE_NOT_OCCUPIED")
+        return self._peer_from(imported.users, imported.imported[0].user_id)
+
+    async def _resolve_id(self, user_id: int) -> Peer:
+        try:
+            input_peer = await self.client.resolve_peer(user_id)
+        except (tg.PeerIdInvalid, KeyError) as exc:
+            raise AnonymousUser("Anonymous user", rpc="PEER_ID_INVALID") from exc
+        users = await self.invoke(
+            raw.functions.users.GetUsers(
+                id=[raw.types.InputUser(user_id=input_peer.user_id, access_hash=input_peer.access_hash)]
+            )
+        )
+        if not users or isinstance(users[0], raw.types.UserEmpty):
+            raise AnonymousUser("Anonymous user", rpc="PEER_ID_INVALID")
+        return Peer.from_user(users[0])
+
+    @staticmethod
+    def _peer_from(users: list[Any], user_id: int | None) -> Peer:
+        for user in users:
+            if isinstance(user, raw.types.User) and (user_id is None or user.id == user_id):
+                return Peer.from_user(user)
+        raise PeerNotFound("Chat not found")
+
+    # --- calls ------------------------------------------------------------------------------------
+
+    async def call(self, target: Peer | str | int) -> PrivateCall:
+        """Place a call; returns once Telegram accepted the request (the call then rings or fails)."""
+        peer = target if isinstance(target, Peer) else await self.resolve(target)
+        call = PrivateCall(self, peer, outgoing=True)
+        await call._request()
+        return call
+
+    def register(self, call: PrivateCall) -> None:
+        assert call.id is not None
+        self.calls[call.id] = call
+        for _at, update in self._orphans.pop(call.id, []):
+            self._route(call, update)
+
+    def unregister(self, call: PrivateCall) -> None:
+        if call.id is not None:
+            self.calls.pop(call.id, None)
+
+    # --- chat -------------------------------------------------------------------------------------
+
+    async def send_message(self, peer: Peer, text: str) -> None:
+        await self._typed(
+            self.invoke(
+                raw.functions.messages.SendMessage(
+                    peer=peer.input_peer(), message=text, random_id=int.from_bytes(os.urandom(8), "big") >> 1
+                )
+            )
+        )
+
+    # --- updates ----------------------------------------------------------------------------------
+
+    async def _on_raw_update(self, _client: Client, update: Any, users: dict[int, Any], _chats: dict) -> None:
+        if isinstance(update, raw.types.UpdatePhoneCall):
+            await self._on_phone_call(update.phone_call, users)
+        elif isinstance(update, raw.types.UpdatePhoneCallSignalingData):
+            call = self.calls.get(update.phone_call_id)
+            if call is not None:
+                call.handle_signaling(update.data)
+            else:
+                self._keep_orphan(update.phone_call_id, update)
+        elif isinstance(update, raw.types.UpdateNewMessage):
+            await self._on_new_message(update.message, users)
+
+    async def _on_phone_call(self, phone_call: Any, users: dict[int, Any]) -> None:
+        call = self.calls.get(phone_call.id)
+        if call is not None:
+            call.handle(phone_call)
+        elif isinstance(phone_call, raw.types.PhoneCallRequested):
+            await self._on_requested(phone_call, users)
+        elif not isinstance(phone_call, raw.types.PhoneCallDiscarded) or phone_call.id not in self._orphans:
+            self._keep_orphan(phone_call.id, phone_call)
+
+    async def _on_requested(self, phone_call: raw.types.PhoneCallRequested, users: dict[int, Any]) -> None:
+        user = users.get(phone_call.admin_id)
+        if user is None:
+            result = await self.invoke(
+                raw.functions.users.GetUsers(id=[raw.types.InputUser(user_id=phone_call.admin_id, access_hash=0)])
+            )
+            user = result[0]
+        call = PrivateCall(self, Peer.from_user(user), outgoing=False)
+        call._on_requested(phone_call)
+        call.from_gateway = call.peer.id in self.gateway_user_ids
+        self.register(call)
+        if self.endpoint is not None and self.endpoint.busy_with(call.peer.id):
+            await call.hangup(DiscardReason.BUSY)  # NTgCalls keys calls by user: one call per peer
+            return
+        try:
+            await self.invoke(raw.functions.phone.ReceivedCall(peer=call.input_call()))
+        except Exception as exc:  # noqa: BLE001 - the caller may have hung up already
+            log.info("ReceivedCall failed: %s", exc)
+        call._spawn(self._incoming_ring_timer(call))
+        self.incoming.put_nowait(call)
+        if self.on_incoming_call is not None:
+            result = self.on_incoming_call(call)
+            if asyncio.iscoroutine(result):
+                call._spawn(result)
+
+    async def _incoming_ring_timer(self, call: PrivateCall) -> None:
+        try:
+            await call.wait_accepted(self.ring_timeout)
+        except asyncio.TimeoutError:
+            await call.hangup(DiscardReason.MISSED)
+        except Exception:  # noqa: BLE001 - ended otherwise
+            pass
+
+    def _route(self, call: PrivateCall, update: object) -> None:
+        if isinstance(update, raw.types.UpdatePhoneCallSignalingData):
+            call.handle_signaling(update.data)
+        else:
+            call.handle(update)
+
+    def _keep_orphan(self, call_id: int, update: object) -> None:
+        # Updates can overtake the RPC result that tells us the call id; replay them on register().
+        now = time.monotonic()
+        for key in [k for k, v in self._orphans.items() if v and now - v[0][0] > ORPHAN_TTL_S]:
+            del self._orphans[key]
+        self._orphans.setdefault(call_id, []).append((now, update))
+
+    async def _on_new_message(self, message: Any, users: dict[int, Any]) -> None:
+        if not isinstance(message, raw.types.Message) or message.out or self.on_message is None:
+            return
+        sender = getattr(message.from_id, "user_id", None) or getattr(message.peer_id, "user_id", None)
+        user = users.get(sender)
+        if user is None:
+            return
+        result = self.on_message(Peer.from_user(user), message.message)
+        if asyncio.iscoroutine(result):
+            await result

@@ -1,0 +1,144 @@
+"""One NTgCalls instance shared by every call of one account, with its thread callbacks moved onto asyncio.
+
+NTgCalls raises its callbacks on its own threads; each is handed to the loop with `call_soon_threadsafe`
+and routed to the `CallMedia` registered for that peer id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import ntgcalls
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 48_000
+CHANNELS = 1
+BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 16-bit mono
+FRAME_10MS = 10 * BYTES_PER_MS
+
+_FRAME_DATA = ntgcalls.FrameData()
+
+
+def cpu_has_avx2() -> bool:
+    """NTgCalls' bundled openh264 needs AVX2 (SIGILL without it); audio-only calls are said to avoid it."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return " avx2" in f.read()
+    except OSError:
+        return True
+
+
+def external_audio() -> ntgcalls.AudioDescription:
+    return ntgcalls.AudioDescription(ntgcalls.MediaSource.EXTERNAL, SAMPLE_RATE, CHANNELS, "", True)
+
+
+def protocol() -> ntgcalls.Protocol:
+    return ntgcalls.NTgCalls.get_protocol()
+
+
+@dataclass
+class CallMedia:
+    """Per-peer sinks for what NTgCalls reports."""
+
+    on_signaling: Callable[[bytes], None]
+    on_state: Callable[[ntgcalls.ConnectionState], None]
+    on_frame: Callable[[bytes], None] = field(default=lambda _pcm: None)
+
+
+class Endpoint:
+    """Owns one `NTgCalls`; call objects register a `CallMedia` under the peer's user id."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop or asyncio.get_running_loop()
+        self.ntg = ntgcalls.NTgCalls()
+        self._media: dict[int, CallMedia] = {}
+        self.ntg.on_signaling_data(self._signaling_cb)
+        self.ntg.on_connection_change(self._connection_cb)
+        self.ntg.on_frames(self._frames_cb)
+
+    def attach(self, peer_id: int, media: CallMedia) -> None:
+        self._media[peer_id] = media
+
+    def detach(self, peer_id: int) -> None:
+        self._media.pop(peer_id, None)
+
+    def busy_with(self, peer_id: int) -> bool:
+        return peer_id in self._media
+
+    # NTgCalls threads -> loop
+    def _signaling_cb(self, peer_id: int, data: bytes) -> None:
+        self._post(peer_id, "on_signaling", bytes(data))
+
+    def _connection_cb(self, peer_id: int, info: ntgcalls.ConnectionInfo) -> None:
+        if info.kind == ntgcalls.ConnectionKind.NORMAL:
+            self._post(peer_id, "on_state", info.state)
+
+    def _frames_cb(self, peer_id: int, mode: object, device: object, frames: list[ntgcalls.Frame]) -> None:
+        if mode != ntgcalls.StreamMode.PLAYBACK:
+            return
+        pcm = b"".join(bytes(f.data) for f in frames)
+        if pcm:
+            self._post(peer_id, "on_frame", pcm)
+
+    def _post(self, peer_id: int, sink: str, value: object) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._deliver, peer_id, sink, value)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _deliver(self, peer_id: int, sink: str, value: object) -> None:
+        media = self._media.get(peer_id)
+        if media is not None:
+            getattr(media, sink)(value)
+
+    # P2P steps (thin wrappers so call objects read like the protocol)
+    async def create(self, peer_id: int) -> None:
+        await self.ntg.create_p2p_call(peer_id)
+        await self.ntg.set_stream_sources(
+            peer_id, ntgcalls.StreamMode.CAPTURE, ntgcalls.MediaDescription(external_audio(), None, None, None)
+        )
+
+    async def attach_playback(self, peer_id: int) -> None:
+        # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
+        await self.ntg.set_stream_sources(
+            peer_id, ntgcalls.StreamMode.PLAYBACK, ntgcalls.MediaDescription(external_audio(), None, None, None)
+        )
+
+    async def init_exchange(self, peer_id: int, g: int, p: bytes, random: bytes, g_a_hash: bytes | None) -> bytes:
+        return bytes(await self.ntg.init_exchange(peer_id, ntgcalls.DhConfig(g, p, random), g_a_hash))
+
+    async def exchange_keys(self, peer_id: int, g_a_or_b: bytes, fingerprint: int) -> ntgcalls.AuthParams:
+        return await self.ntg.exchange_keys(peer_id, g_a_or_b, fingerprint)
+
+    async def connect(self, peer_id: int, servers: list[ntgcalls.RTCServer], versions: list[str], p2p: bool,
+                      custom: str | None) -> None:
+        await self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom)
+
+    async def signal(self, peer_id: int, data: bytes) -> None:
+        await self.ntg.send_signaling_data(peer_id, data)
+
+    async def send_frame(self, peer_id: int, pcm: bytes) -> None:
+        await self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+
+    async def stop(self, peer_id: int) -> None:
+        self.detach(peer_id)
+        try:
+            await self.ntg.stop(peer_id)
+        except ntgcalls.ConnectionNotFound:
+            pass
+
+    async def close(self) -> None:
+        for peer_id in list(self._media):
+            await self.stop(peer_id)
+        for peer_id in list(await self.ntg.calls()):
+            try:
+                await self.ntg.stop(peer_id)
+            except ntgcalls.ConnectionNotFound:
+                pass
+
+    async def cpu_usage(self) -> float:
+        return float(await self.ntg.cpu_usage())

@@ -1,0 +1,422 @@
+"""One private (1:1) Telegram voice call: MTProto signaling through pyrogram's raw API, media through NTgCalls."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import ntgcalls
+from pyrogram import raw
+
+from app.telegram.endpoint import FRAME_10MS, CallMedia
+from app.telegram.errors import CallFailed, TelegramCallError, TelegramError, call_error
+from app.telegram.peer import Peer
+
+if TYPE_CHECKING:
+    from app.telegram.account import TelegramAccount
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.020
+TICK_BYTES = 2 * FRAME_10MS
+MAX_BUFFER_BYTES = 10 * TICK_BYTES  # 200 ms; older audio is dropped rather than delayed
+
+
+class CallState(enum.Enum):
+    REQUESTING = "requesting"  # outgoing: RequestCall sent
+    WAITING = "waiting"  # outgoing: Telegram accepted the request, callee not reached yet
+    RINGING = "ringing"  # the callee's device rings
+    ACCEPTED = "accepted"  # answered; keys being exchanged
+    CONNECTING = "connecting"  # media negotiating
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class DiscardReason(enum.Enum):
+    HANGUP = "hangup"
+    BUSY = "busy"
+    MISSED = "missed"
+    DISCONNECT = "disconnect"
+
+    def to_tl(self) -> raw.base.PhoneCallDiscardReason:
+        return {
+            DiscardReason.HANGUP: raw.types.PhoneCallDiscardReasonHangup,
+            DiscardReason.BUSY: raw.types.PhoneCallDiscardReasonBusy,
+            DiscardReason.MISSED: raw.types.PhoneCallDiscardReasonMissed,
+            DiscardReason.DISCONNECT: raw.types.PhoneCallDiscardReasonDisconnect,
+        }[self]()
+
+    @classmethod
+    def from_tl(cls, reason: object) -> "DiscardReason":
+        if isinstance(reason, raw.types.PhoneCallDiscardReasonBusy):
+            return cls.BUSY
+        if isinstance(reason, raw.types.PhoneCallDiscardReasonMissed):
+            return cls.MISSED
+        if isinstance(reason, raw.types.PhoneCallDiscardReasonDisconnect):
+            return cls.DISCONNECT
+        return cls.HANGUP
+
+
+@dataclass(frozen=True)
+class CallEnd:
+    reason: DiscardReason
+    by_peer: bool  # True when the other side (or Telegram) ended it
+    answered: bool
+    duration: int  # seconds connected
+    error: TelegramError | None = None
+
+    @property
+    def sip_code(self) -> int:
+        """What a SIP leg that never got answered should hear (200 after an answer)."""
+        if self.error is not None:
+            return self.error.sip_code
+        if self.answered:
+            return 200
+        return {
+            DiscardReason.BUSY: 486,
+            DiscardReason.HANGUP: 603,  # declined
+            DiscardReason.MISSED: 480,
+            DiscardReason.DISCONNECT: 500,
+        }[self.reason]
+
+
+class CallEnded(TelegramCallError):
+    """Raised by `wait_*` when the call ended before reaching that state."""
+
+    def __init__(self, end: CallEnd) -> None:
+        super().__init__(f"call ended: {end.reason.value}")
+        self.end = end
+        self.sip_code = end.sip_code
+
+
+AudioSource = Callable[[int], bytes]
+
+
+class PrivateCall:
+    """A call with one Telegram user; created by `TelegramAccount.call()` or delivered as incoming."""
+
+    def __init__(self, account: "TelegramAccount", peer: Peer, outgoing: bool) -> None:
+        self.account = account
+        self.peer = peer
+        self.outgoing = outgoing
+        self.state = CallState.REQUESTING if outgoing else CallState.RINGING
+        self.id: int | None = None
+        self.access_hash = 0
+        self.from_gateway = False  # set for incoming calls from another gateway account (SIP 482)
+        self.on_audio: Callable[[bytes], None] | None = None  # 48 kHz mono s16le, 10 ms pieces
+        self.audio_source: AudioSource | None = None  # pulled every 20 ms; defaults to send_frame's buffer
+        self.connected_at: float | None = None
+        loop = asyncio.get_running_loop()
+        self._ringing: asyncio.Future[None] = loop.create_future()
+        self._accepted: asyncio.Future[None] = loop.create_future()
+        self._connected: asyncio.Future[None] = loop.create_future()
+        self.ended: asyncio.Future[CallEnd] = loop.create_future()
+        self._g_a_hash = b""
+        self._buffer = bytearray()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._media_started = False
+        self._answered = False
+        if not outgoing:
+            self._ringing.set_result(None)
+
+    def __repr__(self) -> str:
+        direction = "out" if self.outgoing else "in"
+        return f"<PrivateCall {direction} {self.peer.id} {self.state.value}>"
+
+    # --- what the rest of the app uses -------------------------------------------------------------
+
+    async def wait_ringing(self, timeout: float | None = None) -> None:
+        await self._wait(self._ringing, timeout)
+
+    async def wait_accepted(self, timeout: float | None = None) -> None:
+        await self._wait(self._accepted, timeout)
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await self._wait(self._connected, timeout)
+
+    async def accept(self) -> None:
+        """Answer an incoming call; returns once Telegram took the answer (media connects after)."""
+        if self.outgoing or self.state is not CallState.RINGING:
+            raise CallFailed(f"cannot accept a call in state {self.state.value}")
+        self._set_state(CallState.ACCEPTED)
+        try:
+            dh = await self.account.dh_config()
+            await self._start_media()
+            g_b = await self.account.endpoint.init_exchange(self.peer.id, dh.g, dh.p, dh.random, self._g_a_hash)
+            await self.account.invoke(
+                raw.functions.phone.AcceptCall(peer=self.input_call(), g_b=g_b, protocol=call_protocol())
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure ends the call with a typed error
+            await self._fail(exc)
+            raise call_error(exc) from exc
+        self._answered = True
+        self._resolve(self._accepted)
+
+    async def hangup(self, reason: DiscardReason = DiscardReason.HANGUP) -> None:
+        """End the call on both sides (decline with BUSY/HANGUP while ringing, MISSED on ring timeout)."""
+        if self.ended.done():
+            return
+        duration = self.duration
+        await self._finish(CallEnd(reason, by_peer=False, answered=self._answered, duration=duration))
+        if self.id is not None:
+            try:
+                await self.account.invoke(
+                    raw.functions.phone.DiscardCall(
+                        peer=self.input_call(), duration=duration, reason=reason.to_tl(), connection_id=0
+                    )
+                )
+            except Exception as exc:  # noqa: BLE001 - the call is over locally whatever Telegram says
+                log.info("DiscardCall for %s failed: %s", self, exc)
+
+    def send_frame(self, pcm: bytes) -> None:
+        """Queue 48 kHz mono s16le audio (any multiple of 10 ms) for the paced sender."""
+        self._buffer += pcm
+        if len(self._buffer) > MAX_BUFFER_BYTES:
+            del self._buffer[: len(self._buffer) - MAX_BUFFER_BYTES]
+
+    @property
+    def duration(self) -> int:
+        return 0 if self.connected_at is None else int(time.monotonic() - self.connected_at)
+
+    def input_call(self) -> raw.types.InputPhoneCall:
+        assert self.id is not None
+        return raw.types.InputPhoneCall(id=self.id, access_hash=self.access_hash)
+
+    # --- outgoing ---------------------------------------------------------------------------------
+
+    async def _request(self) -> None:
+        """RequestCall; raises a typed error if Telegram refuses."""
+        try:
+            dh = await self.account.dh_config()
+            await self._start_media()
+            g_a_hash = await self.account.endpoint.init_exchange(self.peer.id, dh.g, dh.p, dh.random, None)
+            result = await self.account.invoke(
+                raw.functions.phone.RequestCall(
+                    user_id=self.peer.input_user(),
+                    random_id=int.from_bytes(os.urandom(4), "big") >> 1,
+                    g_a_hash=g_a_hash,
+                    protocol=call_protocol(),
+                    video=False,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001
+            error = call_error(exc)
+            await self._finish(CallEnd(DiscardReason.DISCONNECT, by_peer=True, answered=False, duration=0, error=error))
+            raise error from exc
+        phone_call = result.phone_call
+        self.id, self.access_hash = phone_call.id, phone_call.access_hash
+        self._set_state(CallState.WAITING)
+        self.account.register(self)
+        self._spawn(self._ring_timer())
+
+    async def _ring_timer(self) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._accepted), self.account.ring_timeout)
+        except asyncio.TimeoutError:
+            if not self.ended.done():
+                await self.hangup(DiscardReason.MISSED)
+        except (CallEnded, asyncio.CancelledError):
+            pass
+
+    async def _on_accepted(self, update: raw.types.PhoneCallAccepted) -> None:
+        self._answered = True
+        self._set_state(CallState.ACCEPTED)
+        self._resolve(self._ringing)
+        self._resolve(self._accepted)
+        try:
+            auth = await self.account.endpoint.exchange_keys(self.peer.id, update.g_b, 0)
+            result = await self.account.invoke(
+                raw.functions.phone.ConfirmCall(
+                    peer=self.input_call(),
+                    g_a=bytes(auth.g_a_or_b),
+                    key_fingerprint=auth.key_fingerprint,
+                    protocol=call_protocol(),
+                )
+            )
+            await self._connect(result.phone_call)
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(exc)
+
+    # --- incoming ---------------------------------------------------------------------------------
+
+    def _on_requested(self, update: raw.types.PhoneCallRequested) -> None:
+        self.id, self.access_hash = update.id, update.access_hash
+        self._g_a_hash = update.g_a_hash
+
+    async def _on_confirmed(self, update: raw.types.PhoneCall) -> None:
+        try:
+            await self.account.endpoint.exchange_keys(self.peer.id, update.g_a_or_b, update.key_fingerprint)
+            await self._connect(update)
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(exc)
+
+    # --- both directions --------------------------------------------------------------------------
+
+    async def _start_media(self) -> None:
+        endpoint = self.account.endpoint
+        endpoint.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame))
+        await endpoint.create(self.peer.id)
+        self._media_started = True
+        # NTgCalls wants an unbroken outbound stream from the start (silence when idle).
+        self._spawn(self._pace())
+
+    async def _connect(self, phone_call: raw.types.PhoneCall) -> None:
+        self._set_state(CallState.CONNECTING)
+        servers = [_rtc_server(c) for c in phone_call.connections]
+        await self.account.endpoint.connect(
+            self.peer.id,
+            servers,
+            list(phone_call.protocol.library_versions),
+            bool(phone_call.p2p_allowed),
+            phone_call.custom_parameters.data if phone_call.custom_parameters else None,
+        )
+        # PLAYBACK only after connect_p2p: attaching it earlier crashes NTgCalls (upstream issue #51).
+        await self.account.endpoint.attach_playback(self.peer.id)
+
+    def _on_signaling(self, data: bytes) -> None:
+        if self.id is not None and not self.ended.done():
+            self._spawn(self._relay(data))
+
+    async def _relay(self, data: bytes) -> None:
+        try:
+            await self.account.invoke(raw.functions.phone.SendSignalingData(peer=self.input_call(), data=data))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("SendSignalingData for %s failed: %s", self, exc)
+
+    async def _on_signaling_update(self, data: bytes) -> None:
+        if self._media_started and not self.ended.done():
+            await self.account.endpoint.signal(self.peer.id, data)
+
+    def _on_connection(self, state: ntgcalls.ConnectionState) -> None:
+        if state == ntgcalls.ConnectionState.CONNECTED and not self._connected.done():
+            self.connected_at = time.monotonic()
+            self._set_state(CallState.CONNECTED)
+            self._resolve(self._connected)
+        elif state in (ntgcalls.ConnectionState.FAILED, ntgcalls.ConnectionState.TIMEOUT) and not self.ended.done():
+            self._spawn(self.hangup(DiscardReason.DISCONNECT))
+
+    def _on_frame(self, pcm: bytes) -> None:
+        if self.on_audio is not None:
+            self.on_audio(pcm)
+
+    def _on_discarded(self, update: raw.types.PhoneCallDiscarded) -> None:
+        reason = DiscardReason.from_tl(update.reason)
+        self._spawn(self._finish(CallEnd(reason, by_peer=True, answered=self._answered, duration=self.duration)))
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        endpoint, peer_id = self.account.endpoint, self.peer.id
+        next_at = loop.time()
+        while not self.ended.done():
+            chunk = self._next_chunk()
+            try:
+                await endpoint.send_frame(peer_id, chunk[:FRAME_10MS])
+                await endpoint.send_frame(peer_id, chunk[FRAME_10MS:])
+            except ntgcalls.ConnectionNotFound:
+                return
+            except Exception as exc:  # noqa: BLE001 - a bad frame must not kill the call
+                log.debug("send_external_frame: %s", exc)
+            next_at += TICK_S
+            delay = next_at - loop.time()
+            if delay < -0.2:  # fell far behind (loop stalled): resynchronise instead of bursting
+                next_at, delay = loop.time(), 0.0
+            await asyncio.sleep(max(delay, 0.0))
+
+    def _next_chunk(self) -> bytes:
+        if self.audio_source is not None:
+            chunk = self.audio_source(TICK_BYTES)
+        else:
+            chunk = bytes(self._buffer[:TICK_BYTES])
+            del self._buffer[:TICK_BYTES]
+        return chunk.ljust(TICK_BYTES, b"\0")[:TICK_BYTES]
+
+    async def _fail(self, exc: BaseException) -> None:
+        error = call_error(exc)
+        log.warning("call %s failed: %s", self, error)
+        if not self.ended.done():
+            await self.hangup(DiscardReason.DISCONNECT)
+            if not self.ended.done():
+                await self._finish(CallEnd(DiscardReason.DISCONNECT, False, self._answered, self.duration, error))
+
+    async def _finish(self, end: CallEnd) -> None:
+        if self.ended.done():
+            return
+        self._set_state(CallState.ENDED)
+        self.ended.set_result(end)
+        failure = CallEnded(end)
+        for future in (self._ringing, self._accepted, self._connected):
+            if not future.done():
+                future.set_exception(failure)
+                future.exception()  # nobody may be waiting; don't log "never retrieved"
+        self.account.unregister(self)
+        if self._media_started:
+            await self.account.endpoint.stop(self.peer.id)
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+
+    async def _wait(self, future: asyncio.Future[None], timeout: float | None) -> None:
+        await asyncio.wait_for(asyncio.shield(future), timeout)
+
+    def _set_state(self, state: CallState) -> None:
+        if self.state is not CallState.ENDED:
+            self.state = state
+
+    @staticmethod
+    def _resolve(future: asyncio.Future[None]) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- update routing (called by the account) ---------------------------------------------------
+
+    def handle(self, phone_call: object) -> None:
+        if self.ended.done():
+            return
+        if isinstance(phone_call, raw.types.PhoneCallDiscarded):
+            self._on_discarded(phone_call)
+        elif isinstance(phone_call, raw.types.PhoneCallWaiting) and phone_call.receive_date:
+            if self.state is CallState.WAITING:
+                self._set_state(CallState.RINGING)
+            self._resolve(self._ringing)
+        elif isinstance(phone_call, raw.types.PhoneCallAccepted) and self.outgoing:
+            self._spawn(self._on_accepted(phone_call))
+        elif isinstance(phone_call, raw.types.PhoneCall) and not self.outgoing:
+            self._spawn(self._on_confirmed(phone_call))
+
+    def handle_signaling(self, data: bytes) -> None:
+        self._spawn(self._on_signaling_update(data))
+
+
+def call_protocol() -> raw.types.PhoneCallProtocol:
+    p = ntgcalls.NTgCalls.get_protocol()
+    return raw.types.PhoneCallProtocol(
+        min_layer=p.min_layer,
+        max_layer=p.max_layer,
+        udp_p2p=p.udp_p2p,
+        udp_reflector=p.udp_reflector,
+        library_versions=list(p.library_versions),
+    )
+
+
+def _rtc_server(connection: object) -> ntgcalls.RTCServer:
+    if isinstance(connection, raw.types.PhoneConnectionWebrtc):
+        return ntgcalls.RTCServer(
+            connection.id, connection.ip, connection.ipv6, connection.port,
+            connection.username, connection.password, bool(connection.turn), bool(connection.stun), False, None,
+        )
+    return ntgcalls.RTCServer(
+        connection.id, connection.ip, connection.ipv6, connection.port,
+        None, None, True, False, bool(connection.tcp), connection.peer_tag,
+    )
