@@ -28,7 +28,7 @@ class AriClient:
     def __init__(self, host: str, port: int, username: str, password: str, app: str) -> None:
         self.base_url = f"http://{host}:{port}/ari"
         self.app = app
-        self._auth = aiohttp.BasicAuth(username, password)
+        self._headers = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._session: aiohttp.ClientSession | None = None
         self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
         self._connect_handlers: list[Callable[[], Awaitable[None] | None]] = []
@@ -39,7 +39,7 @@ class AriClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                auth=self._auth, timeout=aiohttp.ClientTimeout(total=10, connect=2)
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=10, connect=2)
             )
         return self._session
 

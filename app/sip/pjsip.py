@@ -45,6 +45,7 @@ def objects_for_line(line: Line) -> list[PjsipObject]:
         objects.append(_auth(eid, line))
         objects.append(_obj("aor", eid, max_contacts="1", remove_existing="yes"))
         endpoint["auth"] = eid
+        endpoint["identify_by"] = "username,auth_username"
         if line.trusted_ips:
             permit = ",".join(line.trusted_ips)
             endpoint.update(deny="0.0.0.0/0", permit=permit, contact_deny="0.0.0.0/0", contact_permit=permit)
@@ -52,7 +53,8 @@ def objects_for_line(line: Line) -> list[PjsipObject]:
         assert line.server and line.username
         objects.append(_auth(eid, line))
         objects.append(_obj("aor", eid, contact=f"sip:{line.server}"))
-        endpoint.update(outbound_auth=eid, from_user=line.username, from_domain=line.domain or "")
+        # Only the PBX's address identifies these lines: a From user naming the line must not.
+        endpoint.update(outbound_auth=eid, from_user=line.username, from_domain=line.domain or "", identify_by="ip")
         if line.proxy:
             endpoint["outbound_proxy"] = f"sip:{line.proxy}\\;lr"
         matches = [host_of(line.server)] + ([host_of(line.proxy)] if line.proxy else [])
@@ -75,6 +77,7 @@ def objects_for_line(line: Line) -> list[PjsipObject]:
     else:
         assert line.host
         objects.append(_obj("aor", eid, contact=f"sip:{line.host}"))
+        endpoint["identify_by"] = "ip"
         objects.append(_obj("identify", eid, endpoint=eid, match=host_of(line.host)))
     objects.append(_obj("endpoint", eid, **endpoint))
     return sorted(objects, key=lambda o: PUSH_ORDER.index(o.kind))

@@ -39,12 +39,14 @@ class AuthFailure:
     def parse(cls, line: str) -> "AuthFailure | None":
         fields = dict(_PAIR.findall(line))
         kind = FAILURES.get(fields.get("SecurityEvent", ""))
-        if kind is None:
+        account = fields.get("AccountID", "")
+        if kind is None or account == "<unknown>":
+            # "<unknown>" is Asterisk's decoy challenge that accompanies an InvalidAccountID or FailedACL.
             return None
         # RemoteAddress="IPV4/UDP/127.0.0.2/5062"
         parts = fields.get("RemoteAddress", "").split("/")
         address, port = (parts[2], parts[3]) if len(parts) >= 4 else ("?", "?")
-        return cls(kind, fields.get("AccountID", ""), address, port, fields.get("SessionID", ""))
+        return cls(kind, account, address, port, fields.get("SessionID", ""))
 
 
 class SecurityWatcher:

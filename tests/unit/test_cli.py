@@ -1,0 +1,65 @@
+"""The command line: one clear line and exit code 2 for bad input, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TGTRUNK_")}
+    return {**clean, "TGTRUNK_DATA_DIR": str(tmp_path)}
+
+
+def tgtrunk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mode", "register", "--trusted-ip", "300.1.1.1"], "trusted IP '300.1.1.1' is not an address"),
+    (["--mode", "sideways"], "unknown mode 'sideways'"),
+    (["--mode", "outbound", "--server", "pbx"], "needs --username and --password"),
+])
+def test_bad_line_is_refused_in_one_line_and_nothing_is_written(env, args, message):
+    result = tgtrunk(env, "line", "add", "office", *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"tgtrunk: error: {result.stderr.split('error: ', 1)[1].strip()}"]
+    assert message in result.stderr
+    assert "no lines" in tgtrunk(env, "line", "list").stdout
+
+
+def test_duplicate_name_and_duplicate_username_are_refused(env):
+    assert tgtrunk(env, "line", "add", "office", "--mode", "register", "--username", "pbx1").returncode == 0
+    again = tgtrunk(env, "line", "add", "office", "--mode", "ip", "--host", "192.0.2.1")
+    assert again.returncode == 2 and "a line named 'office' already exists" in again.stderr
+    same_user = tgtrunk(env, "line", "add", "branch", "--mode", "register", "--username", "pbx1")
+    assert same_user.returncode == 2 and "SIP username 'pbx1' is already used by line 'office'" in same_user.stderr
+    listed = tgtrunk(env, "line", "list").stdout
+    assert "office" in listed and "branch" not in listed
+
+
+def test_unknown_line_is_named(env):
+    result = tgtrunk(env, "line", "show", "nope")
+    assert result.returncode == 2 and "no line named 'nope'" in result.stderr
+
+
+def test_serve_refuses_a_port_in_use(env):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        result = tgtrunk({**env, "TGTRUNK_SIP_BIND": f"127.0.0.1:{port}"}, "serve")
+    assert result.returncode == 2
+    assert f"port 127.0.0.1:{port} is in use by another program" in result.stderr
+
+
+def test_every_command_has_help(env):
+    for args in (["--help"], ["serve", "--help"], ["line", "add", "--help"], ["line", "set", "--help"],
+                 ["asterisk", "install", "--help"], ["status", "--help"], ["line", "reset-password", "--help"]):
+        result = tgtrunk(env, *args)
+        assert result.returncode == 0 and "usage: tgtrunk" in result.stdout, args
