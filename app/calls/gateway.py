@@ -74,6 +74,16 @@ class Gateway:
         self.lines.forget()
         await self.lines.sync()
 
+    async def _hang_up_all(self) -> None:
+        if self.instance.pid is None or not self.supervisor.ready.is_set():
+            return
+        try:
+            channels = await self.ari.request("GET", "/channels") or []
+            for channel in channels:
+                await self.ari.request("DELETE", f"/channels/{channel['id']}", params={"reason": "normal"})
+        except Exception as exc:  # noqa: BLE001 - shutting down whatever happens
+            log.warning("could not end every call before stopping: %s", exc)
+
     async def _reload_pjsip(self) -> None:
         await self.ari.request("PUT", "/asterisk/modules/res_pjsip.so")
 
@@ -97,6 +107,7 @@ class Gateway:
 
     async def close(self) -> None:
         log.info("stopping: ending calls and Asterisk")
+        await self._hang_up_all()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

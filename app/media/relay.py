@@ -1,0 +1,176 @@
+"""RtpRelay: one UDP socket per call between Asterisk's externalMedia channel and NTgCalls.
+
+Asterisk sends slin48 (big-endian) in 20 ms RTP packets; NTgCalls takes and gives little-endian PCM
+frames. Each packet from Asterisk is byte-swapped and handed on at once; each frame from Telegram goes
+out at once as its own RTP packet (10 ms frames make 10 ms packets), so the relay adds no buffering.
+When Telegram sends nothing, a shared 20 ms clock sends silence so Asterisk's side never starves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+import time
+import weakref
+from array import array
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from app.media.rtp import SAMPLE_RATE, SLIN48_PAYLOAD_TYPE, RtpError, RtpHeader, pack_header, parse
+
+log = logging.getLogger(__name__)
+
+PACKET_MS = 20
+BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+SILENCE_20MS = bytes(BYTES_PER_MS * PACKET_MS)
+_SWAP = sys.byteorder == "little"  # host order is little-endian: swap to and from network order
+
+
+def swap16(data: bytes | memoryview) -> bytes:
+    """16-bit samples between big-endian (RTP) and little-endian (NTgCalls)."""
+    samples = array("h")
+    samples.frombytes(data)
+    if _SWAP:
+        samples.byteswap()
+    return samples.tobytes()
+
+
+@dataclass
+class MediaCounters:
+    packets_in: int = 0
+    packets_out: int = 0
+    lost_in: int = 0
+    late_in: int = 0
+    jitter_ms: float = 0.0
+    silence_out: int = 0
+    bad_in: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class RtpRelay(asyncio.DatagramProtocol):
+    def __init__(self, on_pcm: Callable[[bytes], None] | None = None) -> None:
+        self.on_pcm = on_pcm  # little-endian PCM from the SIP side, 20 ms pieces
+        self.counters = MediaCounters()
+        self.remote: tuple[str, int] | None = None
+        self.local_port = 0
+        self._transport: asyncio.DatagramTransport | None = None
+        self._ssrc = random.getrandbits(32)
+        self._sequence = random.getrandbits(16)
+        self._timestamp = random.getrandbits(32)
+        self._last_sent = 0.0
+        self._expected_seq: int | None = None
+        self._last_transit: float | None = None
+        self._jitter = 0.0
+        self._marker = True
+
+    async def open(self, host: str = "127.0.0.1") -> int:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, 0))
+        self._transport = transport  # type: ignore[assignment]
+        self.local_port = transport.get_extra_info("sockname")[1]
+        MediaClock.shared().add(self)
+        return self.local_port
+
+    def close(self) -> None:
+        MediaClock.shared().remove(self)
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    # From Asterisk ----------------------------------------------------------------------------
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            header, payload = parse(data)
+        except RtpError:
+            self.counters.bad_in += 1
+            return
+        if self.remote is None:
+            self.remote = addr  # symmetric RTP: answer where Asterisk sends from
+        self._count(header, len(payload))
+        if self.on_pcm is not None and payload:
+            self.on_pcm(swap16(payload))
+
+    def _count(self, header: RtpHeader, payload_len: int) -> None:
+        counters = self.counters
+        counters.packets_in += 1
+        expected = self._expected_seq
+        if expected is not None:
+            gap = (header.sequence - expected) & 0xFFFF
+            if gap >= 0x8000:  # behind what was expected: late or duplicate
+                counters.late_in += 1
+                return
+            counters.lost_in += gap
+        self._expected_seq = (header.sequence + 1) & 0xFFFF
+        # RFC 3550 interarrival jitter, in timestamp units, kept as milliseconds.
+        arrival = time.monotonic() * SAMPLE_RATE
+        transit = arrival - header.timestamp
+        if self._last_transit is not None:
+            delta = abs(transit - self._last_transit)
+            self._jitter += (delta - self._jitter) / 16
+            counters.jitter_ms = self._jitter * 1000 / SAMPLE_RATE
+        self._last_transit = transit
+
+    # To Asterisk ------------------------------------------------------------------------------
+    def send_pcm(self, pcm: bytes) -> None:
+        """Little-endian PCM from Telegram (10 or 20 ms) goes out at once as one RTP packet."""
+        self._send(swap16(pcm), len(pcm) // 2)
+
+    def _send(self, payload: bytes, samples: int) -> None:
+        if self._transport is None or self.remote is None:
+            return
+        header = RtpHeader(SLIN48_PAYLOAD_TYPE, self._sequence, self._timestamp, self._ssrc, self._marker)
+        self._transport.sendto(pack_header(header) + payload, self.remote)
+        self._marker = False
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
+        self._last_sent = time.monotonic()
+        self.counters.packets_out += 1
+
+    def tick(self, now: float) -> None:
+        """Called every 20 ms: when Telegram has been quiet for a packet's time, send silence."""
+        if now - self._last_sent >= PACKET_MS / 1000 * 1.5:
+            self.counters.silence_out += 1
+            self._send(SILENCE_20MS, len(SILENCE_20MS) // 2)
+
+
+class MediaClock:
+    """One 20 ms timer for every relay of an event loop, instead of one timer per call."""
+
+    _per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock]" = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.relays: set[RtpRelay] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def shared(cls) -> "MediaClock":
+        loop = asyncio.get_running_loop()
+        clock = cls._per_loop.get(loop)
+        if clock is None:
+            clock = cls._per_loop[loop] = cls()
+        return clock
+
+    def add(self, relay: RtpRelay) -> None:
+        self.relays.add(relay)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
+
+    def remove(self, relay: RtpRelay) -> None:
+        self.relays.discard(relay)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while self.relays:
+            now = time.monotonic()
+            for relay in list(self.relays):
+                relay.tick(now)
+            next_at += PACKET_MS / 1000
+            delay = next_at - loop.time()
+            if delay < -0.1:
+                next_at, delay = loop.time(), 0.0
+            await asyncio.sleep(max(delay, 0.0))

@@ -1,0 +1,53 @@
+"""RTP packets (RFC 3550) as Asterisk's externalMedia sends them: slin48, 20 ms, payload type 126."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+HEADER = struct.Struct("!BBHII")
+VERSION = 2
+SLIN48_PAYLOAD_TYPE = 126  # dynamic; Asterisk uses 126 for slin48 by default
+SAMPLE_RATE = 48000
+
+
+class RtpError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RtpHeader:
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    marker: bool = False
+
+
+def parse(packet: bytes) -> tuple[RtpHeader, memoryview]:
+    """Header and payload of one packet (CSRCs, extension and padding are skipped)."""
+    if len(packet) < HEADER.size:
+        raise RtpError("packet shorter than an RTP header")
+    first, second, sequence, timestamp, ssrc = HEADER.unpack_from(packet)
+    if first >> 6 != VERSION:
+        raise RtpError("not RTP version 2")
+    offset = HEADER.size + 4 * (first & 0x0F)
+    end = len(packet)
+    if first & 0x20:  # padding: the last byte says how much
+        end -= packet[-1]
+    if first & 0x10:  # header extension
+        if end < offset + 4:
+            raise RtpError("truncated header extension")
+        (words,) = struct.unpack_from("!H", packet, offset + 2)
+        offset += 4 + 4 * words
+    if offset > end:
+        raise RtpError("truncated packet")
+    header = RtpHeader(second & 0x7F, sequence, timestamp, ssrc, bool(second & 0x80))
+    return header, memoryview(packet)[offset:end]
+
+
+def pack_header(header: RtpHeader) -> bytes:
+    return HEADER.pack(
+        VERSION << 6, (0x80 if header.marker else 0) | header.payload_type,
+        header.sequence & 0xFFFF, header.timestamp & 0xFFFFFFFF, header.ssrc,
+    )

@@ -1,0 +1,76 @@
+"""RtpRelay: RTP (big-endian slin48) <-> little-endian PCM, counters, silence when Telegram is quiet."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.media.relay import RtpRelay
+from app.media.rtp import RtpError, RtpHeader, pack_header, parse
+from tests.audio import dominant_frequency, rms_dbfs, tone
+
+
+def test_header_round_trip_and_payload_offset():
+    header = RtpHeader(126, 65535, 4294967000, 0xDEADBEEF, marker=True)
+    parsed, payload = parse(pack_header(header) + b"\x01\x02")
+    assert parsed == header
+    assert bytes(payload) == b"\x01\x02"
+    with pytest.raises(RtpError):
+        parse(b"\x00" * 12)
+
+
+async def test_tone_crosses_two_relays_with_byte_order_and_level_kept():
+    received: list[bytes] = []
+    done = asyncio.Event()
+
+    def collect(pcm: bytes) -> None:
+        if not any(pcm):
+            return  # the media clock's silence before the first frame
+        received.append(pcm)
+        if len(received) == 50:
+            done.set()
+
+    sender, receiver = RtpRelay(), RtpRelay(on_pcm=collect)
+    await sender.open()
+    port = await receiver.open()
+    sender.remote = ("127.0.0.1", port)
+    try:
+        sent = tone(1000, 0.5)
+        for offset in range(0, len(sent), 960):  # 10 ms frames, as NTgCalls gives them
+            sender.send_pcm(sent[offset : offset + 960])
+        await asyncio.wait_for(done.wait(), 5)
+        audio = b"".join(received)
+        assert audio == sent
+        assert dominant_frequency(audio) == pytest.approx(1000, rel=0.02)
+        assert rms_dbfs(audio) == pytest.approx(rms_dbfs(sent), abs=0.1)
+        assert receiver.counters.lost_in == 0
+    finally:
+        sender.close()
+        receiver.close()
+
+
+async def test_gaps_count_as_loss_and_silence_fills_a_quiet_telegram_side():
+    got: list[bytes] = []
+    arrived = asyncio.Event()
+    receiver = RtpRelay(on_pcm=lambda pcm: (got.append(pcm), arrived.set()))
+    port = await receiver.open()
+    sender = RtpRelay()
+    await sender.open()
+    sender.remote = ("127.0.0.1", port)
+    try:
+        sender.send_pcm(bytes(1920))
+        sender._sequence += 3  # three packets lost on the way
+        sender.send_pcm(bytes(1920))
+        # Telegram sends nothing now: the media clock keeps Asterisk fed with silence.
+        async def silence() -> None:
+            while receiver.counters.packets_in < 6:
+                arrived.clear()
+                await arrived.wait()
+        await asyncio.wait_for(silence(), 2)
+        assert receiver.counters.lost_in == 3
+        assert sender.counters.silence_out >= 4
+        assert all(not any(p) for p in got)
+    finally:
+        sender.close()
+        receiver.close()

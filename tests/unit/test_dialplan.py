@@ -1,0 +1,38 @@
+import pytest
+
+from app.sip.callerid import caller_fields, caller_id
+from app.sip.dialplan import DialError, Target, TargetKind, apply_rules, target_for
+
+
+@pytest.mark.parametrize(("dialled", "target"), [
+    ("+15551234567", Target(TargetKind.PHONE, "15551234567")),
+    ("15551234567", Target(TargetKind.PHONE, "15551234567")),
+    ("@alice_bot", Target(TargetKind.USERNAME, "alice_bot")),
+    ("%40alice", Target(TargetKind.USERNAME, "alice")),
+    ("alice", Target(TargetKind.USERNAME, "alice")),
+    ("id123456789", Target(TargetKind.USER_ID, "123456789")),
+    ("tg42", Target(TargetKind.USER_ID, "42")),
+])
+def test_dial_strings(dialled, target):
+    assert target_for([], dialled) == target
+
+
+@pytest.mark.parametrize("dialled", ["12", "+1-555", "@ab", "*#"])
+def test_malformed_numbers_say_what_is_understood(dialled):
+    with pytest.raises(DialError, match=r"dial \+PHONE, @username"):
+        target_for([], dialled)
+
+
+def test_rules_apply_in_order_to_the_whole_string():
+    rules = [r"00(\d+)=+\1", r"8(\d{10})=+7\1", r"\*(\d+)=id\1"]
+    assert apply_rules(rules, "0044201234567") == "+44201234567"
+    assert apply_rules(rules, "89161234567") == "+79161234567"
+    assert target_for(rules, "*777000") == Target(TargetKind.USER_ID, "777000")
+    assert apply_rules(rules, "12345") == "12345"  # no rule matches the whole string
+
+
+def test_caller_id_first_fully_known_template_wins():
+    known = caller_fields("+15550001", None, 777, "Zoë Ünal")
+    assert caller_id(["{username}", "+{phone}"], "{name_ascii} (TG)", known) == ("+15550001", "Zoe Unal (TG)")
+    hidden = caller_fields(None, "zoe", 777, "Zoë")
+    assert caller_id(["+{phone}", "{userid}"], None, hidden) == ("777", "Zoë")
