@@ -27,7 +27,7 @@ IncomingCallback = Callable[[PrivateCall], Awaitable[None] | None]
 MessageCallback = Callable[[Peer, str], Awaitable[None] | None]
 
 _PHONE = re.compile(r"^\+?[0-9]{5,16}$")
-_USERNAME = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{3,31})$")
+_USERNAME = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{2,31})$")
 ORPHAN_TTL_S = 10.0
 
 

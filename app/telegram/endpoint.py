@@ -40,6 +40,11 @@ def protocol() -> ntgcalls.Protocol:
     return ntgcalls.NTgCalls.get_protocol()
 
 
+def _swallow(future: "asyncio.Future[object]") -> None:
+    if not future.cancelled():
+        future.exception()  # a frame sent as the call stops fails harmlessly
+
+
 @dataclass
 class CallMedia:
     """Per-peer sinks for what NTgCalls reports."""
@@ -54,6 +59,8 @@ class Endpoint:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
+        if not cpu_has_avx2():
+            log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); calls are audio-only")
         self.ntg = ntgcalls.NTgCalls()
         self._media: dict[int, CallMedia] = {}
         self.ntg.on_signaling_data(self._signaling_cb)
@@ -123,6 +130,11 @@ class Endpoint:
 
     async def send_frame(self, peer_id: int, pcm: bytes) -> None:
         await self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+
+    def push_frame(self, peer_id: int, pcm: bytes) -> None:
+        """Fire-and-forget `send_frame` for the pacer: no await per 10 ms frame."""
+        future = self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+        future.add_done_callback(_swallow)
 
     async def stop(self, peer_id: int) -> None:
         self.detach(peer_id)

@@ -19,6 +19,7 @@ from typing import Any
 
 from pyrogram import raw
 from pyrogram.crypto.prime import CURRENT_DH_PRIME
+from pyrogram.raw.all import objects as raw_objects
 from pyrogram.errors.rpc_error import exceptions as _rpc_exceptions
 from pyrogram.raw.core import Bool, TLObject, Vector
 
@@ -558,7 +559,7 @@ class SimNetwork:
         key = self._PRIVACY_KEYS.get(type(q.key))
         if key is None:
             raise RpcFail("PRIVACY_KEY_INVALID")
-        kinds = {type(rule) for rule in q.rules}
+        kinds = {type(_constructor(rule)) for rule in q.rules}
         if raw.types.InputPrivacyValueAllowAll in kinds:
             value = "everybody"
         elif raw.types.InputPrivacyValueAllowContacts in kinds:
@@ -683,6 +684,14 @@ def _common_versions(a: Any, b: Any) -> list[str]:
     theirs = set(b.library_versions)
     common = [v for v in a.library_versions if v in theirs]
     return common[-1:] if common else []
+
+
+def _constructor(value: Any) -> Any:
+    """pyrogram reads a vector of field-less objects as ints (their constructor ids); turn them back."""
+    if not isinstance(value, int):
+        return value
+    cls = raw_objects.get(value & 0xFFFF_FFFF)
+    return value if cls is None else cls()
 
 
 def _encode(result: Any) -> bytes:

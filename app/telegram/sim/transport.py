@@ -121,12 +121,7 @@ class SimSession:
             inner = query.query if isinstance(query, raw.functions.InvokeWithoutUpdates) else query
             tg.RPCError.raise_it(raw.types.RpcError(error_code=code, error_message=message), type(inner))
         assert result is not None
-        obj = load(result)
-        if isinstance(obj, raw.types.BoolTrue):
-            return True
-        if isinstance(obj, raw.types.BoolFalse):
-            return False
-        return obj
+        return load(result)
 
 
 class SimClient(Client):

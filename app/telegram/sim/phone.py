@@ -1,0 +1,146 @@
+"""A simulated person's Telegram app: a real pyrogram client + call engine + NTgCalls endpoint, scripted.
+
+Simulated people use the same engine as the gateway, but everything they say reaches the gateway through the
+simulated servers (TL bytes), which check the protocol (access hashes, call states, g_a against g_a_hash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.telegram.account import TelegramAccount
+from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.peer import Peer
+from app.telegram.privatecall import DiscardReason, PrivateCall
+from app.telegram.sim.network import SimNetwork, SimUser
+from app.telegram.sim.transport import SimClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Behaviour:
+    answer: str = "answer"  # answer | decline | busy | no_answer
+    answer_after: float = 0.0
+    hangup_after: float | None = None  # seconds after connecting
+    tone_hz: float | None = None
+    tone_dbfs: float = -12.0
+    echo: bool = False
+    record: bool = True
+    autoreply: str | None = None  # answer every chat message with this text
+
+
+class Tone:
+    """A continuous sine as an audio source (phase kept across chunks)."""
+
+    def __init__(self, hz: float, dbfs: float = -12.0) -> None:
+        self.step = 2 * math.pi * hz / SAMPLE_RATE
+        self.amplitude = min(32767 * 10 ** (dbfs / 20), 32767)  # dBFS relative to a full-scale sine
+        self.phase = 0.0
+
+    def __call__(self, n_bytes: int) -> bytes:
+        n = n_bytes // 2
+        phases = self.phase + self.step * np.arange(n)
+        self.phase = float((self.phase + self.step * n) % (2 * math.pi))
+        return (self.amplitude * np.sin(phases)).astype("<i2").tobytes()
+
+
+@dataclass
+class SimPhone:
+    """One simulated user online with an app; `calls` collects every call it saw, `heard` its audio."""
+
+    network: SimNetwork
+    user: SimUser
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    account: TelegramAccount | None = None
+    calls: list[PrivateCall] = field(default_factory=list)
+    heard: bytearray = field(default_factory=bytearray)
+    messages: list[tuple[Peer, str]] = field(default_factory=list)
+
+    async def start(self, ring_timeout: float = 90.0) -> "SimPhone":
+        client = SimClient(f"sim-{self.user.id}", self.network, user_id=self.user.id)
+        self.account = TelegramAccount(client, ring_timeout=ring_timeout)
+        self.account.on_incoming_call = self._on_incoming
+        self.account.on_message = self._on_message
+        await self.account.start()
+        return self
+
+    async def stop(self) -> None:
+        if self.account is not None:
+            await self.account.stop()
+
+    async def call(self, target: str | int | Peer) -> PrivateCall:
+        assert self.account is not None
+        call = await self.account.call(target)
+        self._setup(call)
+        return call
+
+    async def send_message(self, peer: Peer, text: str) -> None:
+        assert self.account is not None
+        await self.account.send_message(peer, text)
+
+    def heard_since(self, start: int) -> bytes:
+        return bytes(self.heard[start:])
+
+    async def wait_heard(self, n_bytes: int, timeout: float = 10.0) -> None:
+        """Wait until at least `n_bytes` of audio were heard in total."""
+        self._want = n_bytes
+        if len(self.heard) >= n_bytes:
+            return
+        self._heard_enough = asyncio.get_running_loop().create_future()
+        await asyncio.wait_for(self._heard_enough, timeout)
+
+    # --- behaviour --------------------------------------------------------------------------------
+
+    def _setup(self, call: PrivateCall) -> None:
+        self.calls.append(call)
+        b = self.behaviour
+        if b.tone_hz:
+            call.audio_source = Tone(b.tone_hz, b.tone_dbfs)
+
+        def on_audio(pcm: bytes) -> None:
+            if b.record:
+                self.heard.extend(pcm)
+                future = getattr(self, "_heard_enough", None)
+                if future is not None and not future.done() and len(self.heard) >= self._want:
+                    future.set_result(None)
+            if b.echo:
+                call.send_frame(pcm)
+
+        call.on_audio = on_audio
+        if b.hangup_after is not None:
+            call._spawn(self._hangup_later(call, b.hangup_after))
+
+    async def _hangup_later(self, call: PrivateCall, delay: float) -> None:
+        try:
+            await call.wait_connected()
+        except Exception:  # noqa: BLE001
+            return
+        await asyncio.sleep(delay)
+        await call.hangup(DiscardReason.HANGUP)
+
+    async def _on_incoming(self, call: PrivateCall) -> None:
+        self._setup(call)
+        b = self.behaviour
+        if b.answer == "no_answer":
+            return
+        if b.answer_after:
+            await asyncio.sleep(b.answer_after)
+        if call.ended.done():
+            return
+        if b.answer == "decline":
+            await call.hangup(DiscardReason.HANGUP)
+        elif b.answer == "busy":
+            await call.hangup(DiscardReason.BUSY)
+        else:
+            await call.accept()
+
+    async def _on_message(self, peer: Peer, text: str) -> None:
+        self.messages.append((peer, text))
+        if self.behaviour.autoreply and self.account is not None:
+            await self.account.send_message(peer, self.behaviour.autoreply)

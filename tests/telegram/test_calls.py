@@ -1,0 +1,179 @@
+"""Real NTgCalls calls between the gateway's engine and simulated users, through the simulated servers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.telegram.account import TelegramAccount
+from app.telegram.privatecall import CallEnded, CallState, DiscardReason, PrivateCall
+from app.telegram.sim import Behaviour, SimNetwork, Tone
+
+from tests.telegram.audio import dominant_hz, level_dbfs
+from tests.telegram.conftest import RING_TIMEOUT, PhoneFactory
+
+ONE_SECOND = 96_000  # bytes of 48 kHz mono s16le
+
+
+async def feed_tone(call: PrivateCall, hz: float, dbfs: float) -> None:
+    """What the SIP side will do: push 20 ms frames through send_frame, paced like RTP."""
+    tone = Tone(hz, dbfs)
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    while not call.ended.done():
+        call.send_frame(tone(1920))
+        next_at += 0.020
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+
+class Recorder:
+    def __init__(self, call: PrivateCall) -> None:
+        self.pcm = bytearray()
+        self._want = 0
+        self._enough: asyncio.Future[None] | None = None
+        call.on_audio = self._on_audio
+
+    def _on_audio(self, pcm: bytes) -> None:
+        self.pcm.extend(pcm)
+        if self._enough is not None and not self._enough.done() and len(self.pcm) >= self._want:
+            self._enough.set_result(None)
+
+    async def wait(self, n_bytes: int, timeout: float = 10.0) -> None:
+        self._want = n_bytes
+        if len(self.pcm) < n_bytes:
+            self._enough = asyncio.get_running_loop().create_future()
+            await asyncio.wait_for(self._enough, timeout)
+
+
+def assert_tone(pcm: bytes, hz: float, dbfs: float) -> None:
+    last_second = bytes(pcm[-ONE_SECOND:])
+    measured = dominant_hz(last_second)
+    assert abs(measured - hz) <= 0.02 * hz, f"heard {measured:.1f} Hz, sent {hz} Hz"
+    level = level_dbfs(last_second)
+    print(f"heard {measured:.2f} Hz at {level:.2f} dBFS (sent {hz} Hz at {dbfs} dBFS)")
+    assert abs(level - dbfs) <= 3.0, f"heard {level:.1f} dBFS, sent {dbfs} dBFS"
+
+
+async def test_outgoing_call_carries_tone_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    alice = await make_phone("alice", Behaviour(tone_hz=1000, tone_dbfs=-12))
+    call = await gateway.call(await gateway.resolve("@alice"))
+    heard = Recorder(call)
+    feeder = asyncio.ensure_future(feed_tone(call, 1000, -18))
+    await call.wait_ringing(5)
+    await call.wait_accepted(5)
+    await call.wait_connected(10)
+    assert call.state is CallState.CONNECTED
+    await heard.wait(2 * ONE_SECOND)
+    await alice.wait_heard(2 * ONE_SECOND)
+    assert_tone(heard.pcm, 1000, -12)  # alice -> gateway
+    assert_tone(alice.heard, 1000, -18)  # gateway -> alice
+    await call.hangup()
+    end = await asyncio.wait_for(alice.calls[0].ended, 5)
+    assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, True)
+    await feeder
+
+
+async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    bob = await make_phone("bob", Behaviour(tone_hz=1000, tone_dbfs=-10))
+    bob_call = await bob.call("@tgtrunk_gw")
+    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    assert call.state is CallState.RINGING and call.peer.username == "bob" and call.peer.phone == "+" + bob.user.phone
+    await bob_call.wait_ringing(5)
+    heard = Recorder(call)
+    feeder = asyncio.ensure_future(feed_tone(call, 1000, -14))
+    await call.accept()
+    await bob_call.wait_accepted(5)
+    await call.wait_connected(10)
+    await heard.wait(2 * ONE_SECOND)
+    await bob.wait_heard(2 * ONE_SECOND)
+    assert_tone(heard.pcm, 1000, -10)
+    assert_tone(bob.heard, 1000, -14)
+    await bob_call.hangup()
+    end = await asyncio.wait_for(call.ended, 5)
+    assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, True)
+    await feeder
+
+
+async def test_user_declines(gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:
+    await make_phone("carol", Behaviour(answer="decline"))
+    call = await gateway.call("@carol")
+    end = await asyncio.wait_for(call.ended, 5)
+    assert (end.reason, end.by_peer, end.answered, end.sip_code) == (DiscardReason.HANGUP, True, False, 603)
+    assert network.calls[call.id].discard_reason == "hangup"
+
+
+async def test_user_busy(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    await make_phone("dave", Behaviour(answer="busy"))
+    call = await gateway.call("@dave")
+    try:
+        await call.wait_accepted(5)
+    except CallEnded as exc:
+        assert exc.sip_code == 486
+    else:
+        raise AssertionError("a busy user answered")
+    end = call.ended.result()
+    assert (end.reason, end.by_peer) == (DiscardReason.BUSY, True)
+
+
+async def test_no_answer_times_out_as_missed(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    erin = await make_phone("erin", Behaviour(answer="no_answer"))
+    call = await gateway.call("@erin")
+    await call.wait_ringing(5)
+    end = await asyncio.wait_for(call.ended, RING_TIMEOUT + 5)
+    assert (end.reason, end.by_peer, end.sip_code) == (DiscardReason.MISSED, False, 480)
+    their = await asyncio.wait_for(erin.calls[0].ended, 5)
+    assert (their.reason, their.by_peer) == (DiscardReason.MISSED, True)
+
+
+async def test_offline_user_never_rings(gateway: TelegramAccount, network: SimNetwork) -> None:
+    network.add_user("+15559990001", "Frank", username="frank")  # no app online
+    call = await gateway.call("@frank")
+    end = await asyncio.wait_for(call.ended, RING_TIMEOUT + 5)
+    assert not call._ringing.done() or call._ringing.exception() is not None
+    assert end.reason is DiscardReason.MISSED
+
+
+async def test_user_hangs_up_connected_call(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    await make_phone("gina", Behaviour(hangup_after=0.5))
+    call = await gateway.call("@gina")
+    await call.wait_connected(10)
+    end = await asyncio.wait_for(call.ended, 10)
+    assert (end.reason, end.by_peer, end.answered, end.sip_code) == (DiscardReason.HANGUP, True, True, 200)
+
+
+async def test_gateway_declines_incoming_as_busy(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    hank = await make_phone("hank")
+    hank_call = await hank.call("@tgtrunk_gw")
+    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    await call.hangup(DiscardReason.BUSY)
+    end = await asyncio.wait_for(hank_call.ended, 5)
+    assert (end.reason, end.by_peer, end.sip_code) == (DiscardReason.BUSY, True, 486)
+
+
+async def test_caller_gives_up_while_gateway_rings(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    ivy = await make_phone("ivy")
+    ivy_call = await ivy.call("@tgtrunk_gw")
+    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    await ivy_call.wait_ringing(5)
+    await ivy_call.hangup(DiscardReason.HANGUP)
+    end = await asyncio.wait_for(call.ended, 5)
+    assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, False)
+
+
+async def test_unanswered_incoming_call_is_missed(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    jack = await make_phone("jack")
+    jack_call = await jack.call("@tgtrunk_gw")
+    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    end = await asyncio.wait_for(call.ended, RING_TIMEOUT + 5)
+    assert (end.reason, end.by_peer) == (DiscardReason.MISSED, False)
+    their = await asyncio.wait_for(jack_call.ended, 5)
+    assert their.reason is DiscardReason.MISSED
+
+
+async def test_chat_messages_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    kim = await make_phone("kim", Behaviour(autoreply="pong"))
+    got: asyncio.Queue[tuple[object, str]] = asyncio.Queue()
+    gateway.on_message = lambda peer, text: got.put_nowait((peer, text))
+    await gateway.send_message(await gateway.resolve("@kim"), "ping")
+    peer, text = await asyncio.wait_for(got.get(), 5)
+    assert (peer.username, text) == ("kim", "pong")
+    assert kim.messages[0][1] == "ping"
