@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import socket
 import tempfile
@@ -49,11 +50,13 @@ class BaresipPeer:
                 "poll_method epoll",
                 f"sip_listen {self.address}:{sip_port}",
                 "module_path /usr/lib/baresip/modules",
-                "module g711.so", "module g722.so", "module ausine.so", "module aufile.so",
+                "module g711.so", "module g722.so", "module ausine.so", "module aufile.so", "module sndfile.so",
+                f"snd_path {self.directory}",
                 "module_app account.so", "module_app menu.so", "module_app ctrl_tcp.so",
                 f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
                 f"audio_source ausine,{tone_hz}",
-                f"audio_player aufile,{self.directory / 'heard.wav'}",
+                "module alsa.so",
+                "audio_player alsa,null",
                 "audio_alert aufile,/dev/null",
                 "ausrc_srate 48000", "ausrc_channels 2",
                 f"net_interface {self.address}",
@@ -61,7 +64,7 @@ class BaresipPeer:
             ])
         )
         self.process = await asyncio.create_subprocess_exec(
-            "baresip", "-f", str(self.directory),
+            "baresip", "-4", "-f", str(self.directory),
             stdin=asyncio.subprocess.DEVNULL, stdout=open(self.directory / "out.log", "wb"),
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -120,6 +123,13 @@ class BaresipPeer:
         event = await self.wait_event("CALL_CLOSED", timeout=timeout)
         return str(event.get("param", ""))
 
+    def dump_wav(self, kind: str) -> Path:
+        """sndfile's dump of the last call: "dec" is what the peer heard, "enc" what it sent."""
+        dumps = sorted(self.directory.glob(f"dump-*-{kind}.wav"), key=lambda p: p.stat().st_mtime)
+        if not dumps:
+            raise AssertionError(f"baresip recorded nothing in {self.directory}")
+        return dumps[-1]
+
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
@@ -132,4 +142,5 @@ class BaresipPeer:
             except asyncio.TimeoutError:
                 self.process.kill()
                 await self.process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if not os.environ.get("TGTRUNK_KEEP_PEER_FILES"):
+            shutil.rmtree(self.directory, ignore_errors=True)

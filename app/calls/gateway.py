@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from app.ari.client import AriClient
+from app.calls.accounts import Accounts
 from app.calls.stasis import APP_NAME, StasisApp
 from app.pbx.install import AsteriskInstall, InstallError, find_install
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
@@ -41,8 +42,11 @@ def require_install(settings: Settings) -> AsteriskInstall:
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, accounts: Accounts | None = None, simulate_telegram: bool = False) -> None:
         self.settings = settings
+        self.accounts = accounts or Accounts()
+        self.simulate_telegram = simulate_telegram
+        self.demo = None
         self.db = Database(settings.database_url)
         install = require_install(settings)
         password = ari_password(settings)
@@ -67,7 +71,7 @@ class Gateway:
             self.instance.log_dir / "security.log", self.db, self.lines.line_for_endpoint,
             settings.ban_threshold, settings.ban_window_s, settings.ban_duration_s,
         )
-        self.stasis = StasisApp(self.ari)
+        self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _on_asterisk_ready(self) -> None:
@@ -90,7 +94,26 @@ class Gateway:
     async def _show_registrations(self) -> str:
         return await self.instance.rx("pjsip show registrations")
 
+    async def start_telegram(self) -> None:
+        if not self.accounts.handles:
+            await self.accounts.start_stored(self.db, self.settings)
+        if self.accounts.handles:
+            if self.simulate_telegram:
+                log.info("a Telegram account is logged in: --simulate-telegram is ignored")
+        elif self.simulate_telegram:
+            from app.telegram.sim.demo import DemoTelegram
+
+            print("starting the simulated Telegram network (demo users: @echo @tone @busy @private @noanswer)…",
+                  flush=True)
+            self.demo = DemoTelegram()
+            self.accounts.add("demo", await self.demo.start())
+        else:
+            log.warning("no Telegram account: calls are refused with 503 until `tgtrunk account login NAME` "
+                        "(or start with --simulate-telegram)")
+        self.stasis.attach_accounts()
+
     async def run(self, stop: asyncio.Event) -> None:
+        await self.start_telegram()
         await self.supervisor.start()
         self._tasks = [
             asyncio.create_task(self.supervisor.watch(), name="asterisk-supervisor"),
@@ -112,16 +135,19 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.supervisor.stop()
+        await self.accounts.stop()
+        if self.demo is not None:
+            await self.demo.stop()
         await self.ari.close()
         self.db.close()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, simulate_telegram: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, simulate_telegram=simulate_telegram)
     _write_pid(settings.pid_path)
     try:
         await gateway.run(stop)

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from app.ari.client import AriClient, AriError, AriEvent
+from app.calls.accounts import Accounts
+from app.calls.callsession import AccountHandle, CallSession
+from app.calls.siptotelegram import SipToTelegram
+from app.calls.telegramtosip import TelegramToSip
+from app.sip.line import endpoint_id
+from app.sip.linesync import LineSync
+from app.store.db import Database
+from app.store.line import Line
+from app.telegram.peer import Peer
+from app.telegram.privatecall import DiscardReason, PrivateCall
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "tgtrunk"
-REJECT_CONTEXT = "tgtrunk-reject"
+FROM_TELEGRAM = "tg-in"
 
 
 @dataclass(frozen=True)
@@ -23,32 +36,139 @@ class InboundCall:
     @classmethod
     def from_event(cls, event: AriEvent) -> "InboundCall | None":
         args = event.get("args") or []
-        if len(args) < 2:
-            return None  # a channel tgtrunk created itself
+        if len(args) < 2 or args[0] == FROM_TELEGRAM:
+            return None
         channel = event["channel"]
         return cls(channel["id"], args[0], args[1], channel.get("caller", {}).get("number", ""))
 
 
 class StasisApp:
-    def __init__(self, ari: AriClient) -> None:
+    def __init__(self, ari: AriClient, db: Database, lines: LineSync, accounts: Accounts) -> None:
         self.ari = ari
+        self.db = db
+        self.lines = lines
+        self.accounts = accounts
+        self.by_channel: dict[str, CallSession] = {}
+        self.originating: dict[str, TelegramToSip] = {}
+        self.active_per_line: Counter[str] = Counter()
+        self._keys = itertools.count(1)
         ari.on("StasisStart", self.on_stasis_start)
+        ari.on("StasisEnd", self.on_channel_gone)
+        ari.on("ChannelDestroyed", self.on_channel_gone)
+        ari.on("ChannelDtmfReceived", self.on_dtmf)
 
+    def attach_accounts(self) -> None:
+        for handle in self.accounts.handles.values():
+            handle.account.on_incoming_call = lambda call, h=handle: self.on_telegram_call(h, call)
+            handle.account.on_message = lambda peer, text, h=handle: self.on_telegram_message(h, peer, text)
+
+    # SIP -> Telegram ---------------------------------------------------------------------------
     async def on_stasis_start(self, event: AriEvent) -> None:
+        args = event.get("args") or []
+        if len(args) == 2 and args[0] == FROM_TELEGRAM:
+            session = self.originating.get(args[1])
+            if session:
+                session.on_sip_answered()
+            return
         call = InboundCall.from_event(event)
         if call is None:
             return
+        line = self.lines.lines.get(call.line)
         log.info("call from line %s (caller %s) to %r", call.line, call.caller or "unknown", call.dialled)
-        log.warning("call on line %s to %r refused with 480: no Telegram side is connected yet", call.line, call.dialled)
-        await self.reject(call.channel_id, 480)
+        if line is None:
+            await self._reject(call.channel_id, 404, f"line {call.line} is not configured")
+            return
+        if line.max_calls is not None and self.active_per_line[line.name] >= line.max_calls:
+            await self._reject(call.channel_id, 503, f"no free lines: {line.name} allows {line.max_calls} calls")
+            return
+        if not await self._registered(line):
+            await self._reject(call.channel_id, 405, "REGISTER is required first")
+            return
+        handle = self.accounts.for_line(line)
+        session = SipToTelegram(self.ari, self.db, APP_NAME, handle, line.name)
+        self._track(session, call.channel_id, line)
+        if handle is None:
+            log.warning("line %s has no running Telegram account (log one in with `tgtrunk account login`)", line.name)
+        await self._run(session, session.run(line, call.dialled, call.channel_id), line)
 
-    async def reject(self, channel_id: str, code: int) -> None:
-        """Answer the INVITE with an exact SIP code (PJSIPHangup in the reject context)."""
+    async def _registered(self, line: Line) -> bool:
+        if line.mode.value != "register":
+            return True
         try:
-            await self.ari.request(
-                "POST", f"/channels/{channel_id}/continue",
-                params={"context": REJECT_CONTEXT, "extension": str(code), "priority": 1},
-            )
-        except AriError as exc:
-            if exc.status != 404:  # the caller may already have hung up
-                raise
+            endpoint = await self.ari.request("GET", f"/endpoints/PJSIP/{endpoint_id(line)}")
+        except AriError:
+            return False
+        return endpoint.get("state") == "online"
+
+    async def _reject(self, channel_id: str, code: int, reason: str) -> None:
+        log.warning("call on channel %s refused with %d %s", channel_id, code, reason)
+        try:
+            await self.ari.request("POST", f"/channels/{channel_id}/continue",
+                                   params={"context": "tgtrunk-reject", "extension": str(code), "priority": 1})
+        except AriError:
+            pass
+
+    # Telegram -> SIP ---------------------------------------------------------------------------
+    async def on_telegram_call(self, handle: AccountHandle, call: PrivateCall) -> None:
+        candidates = sorted(
+            (line for line in self.lines.lines.values() if self.accounts.for_line(line) is handle),
+            key=lambda line: -line.priority,
+        )
+        line = next((l for l in candidates if l.max_calls is None or self.active_per_line[l.name] < l.max_calls), None)
+        if line is None:
+            log.warning("Telegram call from %s refused: account %s has no line with a free slot", call.peer.id, handle.name)
+            await call.hangup(DiscardReason.BUSY)
+            return
+        key = str(next(self._keys))
+        session = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name)
+        self.originating[key] = session
+        self.active_per_line[line.name] += 1
+        handle.sessions.add(session)
+        registered = await self._registered(line)
+
+        session.channels = self.by_channel
+        try:
+            await self._run(session, session.run(call, line, key, registered), line)
+        finally:
+            self.originating.pop(key, None)
+
+    async def on_telegram_message(self, handle: AccountHandle, peer: Peer, text: str) -> None:
+        for session in list(handle.sessions):
+            if session.tg_call and session.tg_call.peer.id == peer.id and await session.on_chat_message(text):
+                return
+
+    # Channel events ----------------------------------------------------------------------------
+    async def on_channel_gone(self, event: AriEvent) -> None:
+        session = self.by_channel.get(event["channel"]["id"])
+        if session is None:
+            return
+        if isinstance(session, TelegramToSip) and event["type"] == "ChannelDestroyed":
+            session.on_sip_destroyed(int(event.get("cause", 0)))
+        else:
+            session.on_sip_hangup()
+
+    async def on_dtmf(self, event: AriEvent) -> None:
+        session = self.by_channel.get(event["channel"]["id"])
+        if session is not None:
+            session.on_sip_dtmf(event["digit"])
+
+    # Bookkeeping -------------------------------------------------------------------------------
+    def _track(self, session: CallSession, channel_id: str, line: Line) -> None:
+        # Counted before the first await, so parallel attempts see an exact count.
+        session.channels = self.by_channel
+        session.bind_channel(channel_id)
+        self.active_per_line[line.name] += 1
+        if session.handle:
+            session.handle.sessions.add(session)
+
+    async def _run(self, session: CallSession, work, line: Line) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.ensure_future(work)
+        session.task = task
+        try:
+            await task
+        except Exception:
+            log.exception("call on line %s failed", line.name)
+        finally:
+            self.active_per_line[line.name] -= 1
+            if session.sip_channel_id:
+                self.by_channel.pop(session.sip_channel_id, None)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     check_ports_free(settings)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, args.simulate_telegram))
     except (InstallError, AsteriskDiedError) as exc:
         raise CliError(str(exc)) from None
     return 0

@@ -1,6 +1,6 @@
 """RtpRelay: one UDP socket per call between Asterisk's externalMedia channel and NTgCalls.
 
-Asterisk sends slin48 (big-endian) in 20 ms RTP packets; NTgCalls takes and gives little-endian PCM
+Asterisk sends slin16 (big-endian) in 20 ms RTP packets; NTgCalls takes and gives little-endian PCM
 frames. Each packet from Asterisk is byte-swapped and handed on at once; each frame from Telegram goes
 out at once as its own RTP packet (10 ms frames make 10 ms packets), so the relay adds no buffering.
 When Telegram sends nothing, a shared 20 ms clock sends silence so Asterisk's side never starves.
@@ -18,13 +18,11 @@ from array import array
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from app.media.rtp import SAMPLE_RATE, SLIN48_PAYLOAD_TYPE, RtpError, RtpHeader, pack_header, parse
+from app.media.rtp import RtpError, RtpHeader, pack_header, parse
 
 log = logging.getLogger(__name__)
 
 PACKET_MS = 20
-BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
-SILENCE_20MS = bytes(BYTES_PER_MS * PACKET_MS)
 _SWAP = sys.byteorder == "little"  # host order is little-endian: swap to and from network order
 
 
@@ -52,7 +50,10 @@ class MediaCounters:
 
 
 class RtpRelay(asyncio.DatagramProtocol):
-    def __init__(self, on_pcm: Callable[[bytes], None] | None = None) -> None:
+    def __init__(self, payload_type: int, sample_rate: int, on_pcm: Callable[[bytes], None] | None = None) -> None:
+        self.payload_type = payload_type
+        self.sample_rate = sample_rate
+        self.silence = bytes(sample_rate * 2 * PACKET_MS // 1000)
         self.on_pcm = on_pcm  # little-endian PCM from the SIP side, 20 ms pieces
         self.counters = MediaCounters()
         self.remote: tuple[str, int] | None = None
@@ -106,12 +107,12 @@ class RtpRelay(asyncio.DatagramProtocol):
             counters.lost_in += gap
         self._expected_seq = (header.sequence + 1) & 0xFFFF
         # RFC 3550 interarrival jitter, in timestamp units, kept as milliseconds.
-        arrival = time.monotonic() * SAMPLE_RATE
+        arrival = time.monotonic() * self.sample_rate
         transit = arrival - header.timestamp
         if self._last_transit is not None:
             delta = abs(transit - self._last_transit)
             self._jitter += (delta - self._jitter) / 16
-            counters.jitter_ms = self._jitter * 1000 / SAMPLE_RATE
+            counters.jitter_ms = self._jitter * 1000 / self.sample_rate
         self._last_transit = transit
 
     # To Asterisk ------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class RtpRelay(asyncio.DatagramProtocol):
     def _send(self, payload: bytes, samples: int) -> None:
         if self._transport is None or self.remote is None:
             return
-        header = RtpHeader(SLIN48_PAYLOAD_TYPE, self._sequence, self._timestamp, self._ssrc, self._marker)
+        header = RtpHeader(self.payload_type, self._sequence, self._timestamp, self._ssrc, self._marker)
         self._transport.sendto(pack_header(header) + payload, self.remote)
         self._marker = False
         self._sequence = (self._sequence + 1) & 0xFFFF
@@ -134,7 +135,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         """Called every 20 ms: when Telegram has been quiet for a packet's time, send silence."""
         if now - self._last_sent >= PACKET_MS / 1000 * 1.5:
             self.counters.silence_out += 1
-            self._send(SILENCE_20MS, len(SILENCE_20MS) // 2)
+            self._send(self.silence, len(self.silence) // 2)
 
 
 class MediaClock:

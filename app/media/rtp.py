@@ -1,4 +1,4 @@
-"""RTP packets (RFC 3550) as Asterisk's externalMedia sends them: slin48, 20 ms, payload type 126."""
+"""RTP packets (RFC 3550) as Asterisk's externalMedia sends and takes them: slin (8 kHz), 20 ms, payload type 10."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 HEADER = struct.Struct("!BBHII")
 VERSION = 2
-SLIN48_PAYLOAD_TYPE = 126  # dynamic; Asterisk uses 126 for slin48 by default
-SAMPLE_RATE = 48000
+# Asterisk's externalMedia channel only maps *received* payload types from its static table, so audio sent
+# back must use a static type. Measured on Asterisk 22.10: `slin` (PT 10) flows both ways; `slin16` (118) and
+# `slin48` (126) reach the app but what the app sends back is silently dropped.
+FORMATS = {8000: ("slin", 10)}
 
 
 class RtpError(ValueError):

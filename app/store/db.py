@@ -15,6 +15,7 @@ def _import_tables() -> None:
     # Each table module registers itself on SQLModel.metadata when imported.
     import app.store.line  # noqa: F401
     import app.store.ban  # noqa: F401
+    import app.store.callrecord  # noqa: F401
     try:
         import app.store.account  # noqa: F401
     except ModuleNotFoundError:

@@ -15,7 +15,10 @@ import ntgcalls
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 48_000
+# 8 kHz: Asterisk's externalMedia channel only takes audio back in formats with a static RTP payload type;
+# linear PCM that way is `slin` (8 kHz, PT 10); slin16/slin48 sent back are silently dropped (measured, see
+# docs/decisions.md). NTgCalls resamples to Opus' 48 kHz natively, so Python never resamples.
+SAMPLE_RATE = 8_000
 CHANNELS = 1
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 16-bit mono
 FRAME_10MS = 10 * BYTES_PER_MS

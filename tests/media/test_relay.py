@@ -31,14 +31,14 @@ async def test_tone_crosses_two_relays_with_byte_order_and_level_kept():
         if len(received) == 50:
             done.set()
 
-    sender, receiver = RtpRelay(), RtpRelay(on_pcm=collect)
+    sender, receiver = RtpRelay(10, 8000), RtpRelay(10, 8000, on_pcm=collect)
     await sender.open()
     port = await receiver.open()
     sender.remote = ("127.0.0.1", port)
     try:
         sent = tone(1000, 0.5)
-        for offset in range(0, len(sent), 960):  # 10 ms frames, as NTgCalls gives them
-            sender.send_pcm(sent[offset : offset + 960])
+        for offset in range(0, len(sent), 160):  # 10 ms frames at 8 kHz, as NTgCalls gives them
+            sender.send_pcm(sent[offset : offset + 160])
         await asyncio.wait_for(done.wait(), 5)
         audio = b"".join(received)
         assert audio == sent
@@ -53,15 +53,15 @@ async def test_tone_crosses_two_relays_with_byte_order_and_level_kept():
 async def test_gaps_count_as_loss_and_silence_fills_a_quiet_telegram_side():
     got: list[bytes] = []
     arrived = asyncio.Event()
-    receiver = RtpRelay(on_pcm=lambda pcm: (got.append(pcm), arrived.set()))
+    receiver = RtpRelay(10, 8000, on_pcm=lambda pcm: (got.append(pcm), arrived.set()))
     port = await receiver.open()
-    sender = RtpRelay()
+    sender = RtpRelay(10, 8000)
     await sender.open()
     sender.remote = ("127.0.0.1", port)
     try:
-        sender.send_pcm(bytes(1920))
+        sender.send_pcm(bytes(320))
         sender._sequence += 3  # three packets lost on the way
-        sender.send_pcm(bytes(1920))
+        sender.send_pcm(bytes(320))
         # Telegram sends nothing now: the media clock keeps Asterisk fed with silence.
         async def silence() -> None:
             while receiver.counters.packets_in < 6:

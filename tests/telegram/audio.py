@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-RATE = 48_000
+from app.telegram.endpoint import SAMPLE_RATE as RATE  # the PCM rate NTgCalls gives and takes
 
 
 def samples(pcm: bytes) -> np.ndarray:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from app.telegram.account import TelegramAccount
-from app.telegram.privatecall import CallEnded, CallState, DiscardReason, PrivateCall
+from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.privatecall import TICK_BYTES, CallEnded, CallState, DiscardReason, PrivateCall
 from app.telegram.sim import Behaviour, SimNetwork, Tone
 
 from tests.telegram.audio import dominant_hz, level_dbfs
 from tests.telegram.conftest import RING_TIMEOUT, PhoneFactory
 
-ONE_SECOND = 96_000  # bytes of 48 kHz mono s16le
+ONE_SECOND = SAMPLE_RATE * 2  # bytes of one second of mono s16le
 
 
 async def feed_tone(call: PrivateCall, hz: float, dbfs: float) -> None:
@@ -20,7 +21,7 @@ async def feed_tone(call: PrivateCall, hz: float, dbfs: float) -> None:
     loop = asyncio.get_running_loop()
     next_at = loop.time()
     while not call.ended.done():
-        call.send_frame(tone(1920))
+        call.send_frame(tone(TICK_BYTES))
         next_at += 0.020
         await asyncio.sleep(max(0.0, next_at - loop.time()))
 

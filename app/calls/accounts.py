@@ -1,0 +1,66 @@
+"""The Telegram accounts a running gateway uses, by name, with their session settings."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import select
+
+from app.calls.callsession import AccountHandle
+from app.settings import Settings
+from app.store.account import TelegramAccountRow
+from app.store.db import Database
+from app.store.line import Line
+from app.store.secretbox import SecretBox
+from app.telegram.account import TelegramAccount
+from app.telegram.sessions import open_account
+
+log = logging.getLogger(__name__)
+
+
+class Accounts:
+    def __init__(self) -> None:
+        self.handles: dict[str, AccountHandle] = {}
+
+    def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True) -> AccountHandle:
+        handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out)
+        self.handles[name] = handle
+        self._mark_gateways()
+        return handle
+
+    def _mark_gateways(self) -> None:
+        # Calls between two accounts of this installation would loop: their calls are refused with 482.
+        ids = {h.account.me.id for h in self.handles.values() if h.account.me}
+        for handle in self.handles.values():
+            handle.account.gateway_user_ids = ids - ({handle.account.me.id} if handle.account.me else set())
+
+    def for_line(self, line: Line) -> AccountHandle | None:
+        if line.account:
+            return self.handles.get(line.account)
+        if len(self.handles) == 1:
+            return next(iter(self.handles.values()))
+        return None
+
+    async def start_stored(self, db: Database, settings: Settings) -> None:
+        with db.session() as session:
+            rows = list(session.exec(select(TelegramAccountRow)))
+        if not rows:
+            return
+        box = SecretBox.from_env_or_file(settings.secret_key_path)
+        for row in rows:
+            print(f"starting Telegram account {row.name} ({row.phone})…", flush=True)
+            try:
+                account = await open_account(row, box)
+            except Exception as exc:  # noqa: BLE001 - one broken session must not stop the others
+                log.error("Telegram account %s did not start (%s); log in again with `tgtrunk account login %s`",
+                          row.name, exc, row.name)
+                continue
+            self.add(row.name, account, dtmf_in=row.dtmf_in, dtmf_out=row.dtmf_out)
+
+    async def stop(self) -> None:
+        for handle in self.handles.values():
+            try:
+                await handle.account.stop()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("stopping account %s: %s", handle.name, exc)
+        self.handles.clear()

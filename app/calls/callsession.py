@@ -1,0 +1,191 @@
+"""One call through the gateway: a SIP channel on one side, a Telegram call on the other."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+from app.ari.client import AriClient, AriError
+from app.calls.mediabridge import MediaBridge
+from app.store.callrecord import CallRecord
+from app.store.db import Database
+from app.store.line import utcnow
+from app.telegram.account import TelegramAccount
+from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.peer import Peer
+from app.telegram.privatecall import CallEnded, DiscardReason, PrivateCall
+
+log = logging.getLogger(__name__)
+
+DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
+DTMF_GROUP_S = 1.0  # digits typed within this pause go to the chat as one message
+
+
+class Reject(Exception):
+    """End the SIP side with this code (before answer) and record why."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class AccountHandle:
+    """A running Telegram account and the session settings the call flow reads."""
+
+    name: str
+    account: TelegramAccount
+    dtmf_in: bool = True
+    dtmf_out: bool = True
+    sessions: set["CallSession"] = field(default_factory=set)
+
+
+class CallSession:
+    """Shared by both directions: media, DTMF, teardown and the call record."""
+
+    direction = ""
+
+    def __init__(self, ari: AriClient, db: Database, app: str, handle: AccountHandle | None, line: str) -> None:
+        self.ari = ari
+        self.db = db
+        self.app = app
+        self.handle = handle
+        self.line = line
+        self.sip_channel_id: str | None = None
+        self.tg_call: PrivateCall | None = None
+        self.media: MediaBridge | None = None
+        self.answered = False
+        self.sip_gone = asyncio.Event()
+        self.record = CallRecord(direction=self.direction, line=line, account=handle.name if handle else None)
+        self._dtmf_buffer = ""
+        self._dtmf_flush: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.task: asyncio.Task[None] | None = None
+        self.channels: dict[str, CallSession] | None = None  # the app's channel -> session index
+
+    def bind_channel(self, channel_id: str) -> None:
+        """This session owns the SIP channel: its events (hang-up, DTMF) come here."""
+        self.sip_channel_id = channel_id
+        if self.channels is not None:
+            self.channels[channel_id] = self
+
+    # Media -------------------------------------------------------------------------------------
+    async def connect_media(self) -> None:
+        assert self.sip_channel_id and self.tg_call
+        self.media = MediaBridge(self.ari, self.app, SAMPLE_RATE)
+        relay = await self.media.open(self.sip_channel_id)
+        call = self.tg_call
+        relay.on_pcm = call.send_frame
+        call.on_audio = relay.send_pcm
+
+    # Events from the SIP side ------------------------------------------------------------------
+    def on_sip_hangup(self) -> None:
+        self.sip_gone.set()
+
+    def on_sip_dtmf(self, digit: str) -> None:
+        if not (self.handle and self.handle.dtmf_out and self.tg_call and self.answered):
+            return
+        self._dtmf_buffer += digit
+        if self._dtmf_flush:
+            self._dtmf_flush.cancel()
+        self._dtmf_flush = asyncio.get_running_loop().call_later(DTMF_GROUP_S, self._send_dtmf_message)
+
+    def _send_dtmf_message(self) -> None:
+        digits, self._dtmf_buffer = self._dtmf_buffer, ""
+        if digits and self.handle and self.tg_call:
+            log.info("DTMF %s from the SIP side -> chat with %s", digits, self.tg_call.peer.id)
+            asyncio.ensure_future(self._chat(self.tg_call.peer, digits))
+
+    async def _chat(self, peer: Peer, text: str) -> None:
+        assert self.handle
+        try:
+            await self.handle.account.send_message(peer, text)
+        except Exception as exc:  # noqa: BLE001 - a chat message is best effort
+            log.warning("could not send %r to the chat with %s: %s", text, peer.id, exc)
+
+    # Events from the Telegram side -------------------------------------------------------------
+    async def on_chat_message(self, text: str) -> bool:
+        """Digits the Telegram user types in the chat during the call become DTMF on the SIP side."""
+        if not (self.handle and self.handle.dtmf_in and self.answered and self.sip_channel_id):
+            return False
+        digits = text.strip().replace(" ", "")
+        if not DTMF_DIGITS.match(digits):
+            return False
+        try:
+            await self.ari.request("POST", f"/channels/{self.sip_channel_id}/dtmf",
+                                   params={"dtmf": digits.upper(), "between": 100, "duration": 120})
+            log.info("DTMF %s from the chat -> SIP channel %s", digits.upper(), self.sip_channel_id)
+        except AriError as exc:
+            log.warning("could not play DTMF %s: %s", digits, exc)
+        return True
+
+    # Waiting for whichever side ends first -----------------------------------------------------
+    async def until_either_ends(self) -> str:
+        assert self.tg_call
+        sip = asyncio.ensure_future(self.sip_gone.wait())
+        telegram = asyncio.ensure_future(asyncio.shield(self.tg_call.ended))
+        done, pending = await asyncio.wait({sip, telegram}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return "sip" if sip in done else "telegram"
+
+    # Teardown ----------------------------------------------------------------------------------
+    async def hang_up_sip(self, cause: str = "normal") -> None:
+        if self.sip_channel_id and not self.sip_gone.is_set():
+            try:
+                await self.ari.request("DELETE", f"/channels/{self.sip_channel_id}", params={"reason": cause})
+            except (AriError, OSError):
+                pass
+
+    async def hang_up_telegram(self, reason: DiscardReason = DiscardReason.HANGUP) -> None:
+        if self.tg_call and not self.tg_call.ended.done():
+            await self.tg_call.hangup(reason)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._dtmf_flush:
+            self._dtmf_flush.cancel()
+        if self.media:
+            await self.media.close()
+        record = self.record
+        record.ended_at = utcnow()
+        record.result_code = code
+        record.reason = reason
+        if self.tg_call:
+            peer = self.tg_call.peer
+            record.peer_id, record.peer_username, record.peer_phone = peer.id, peer.username, peer.phone
+            record.duration_s = self.tg_call.duration
+        if self.media:
+            c = self.media.relay.counters
+            record.packets_in, record.packets_out, record.lost_in = c.packets_in, c.packets_out, c.lost_in
+            record.late_in, record.jitter_ms, record.silence_out = c.late_in, round(c.jitter_ms, 2), c.silence_out
+        with self.db.session() as session:
+            session.add(record)
+        if self.handle:
+            self.handle.sessions.discard(self)
+        log.info("call %s on line %s ended: %s %s (%d s; RTP in %d lost %d late %d, out %d of which silence %d)",
+                 self.direction, self.line, code, reason, record.duration_s, record.packets_in, record.lost_in,
+                 record.late_in, record.packets_out, record.silence_out)
+
+
+def telegram_target(kind: str, value: str) -> str | int:
+    """The argument TelegramAccount.resolve takes for a parsed dial target."""
+    return {"phone": f"+{value}", "username": f"@{value}"}.get(kind, int(value) if value.isdigit() else value)
+
+
+def ended_code(exc: CallEnded) -> tuple[int, str]:
+    end = exc.end
+    reasons = {486: "Busy Here", 480: "No answer", 603: "Declined"}
+    if end.error is not None:
+        return end.error.sip_code, end.error.reason
+    return end.sip_code, reasons.get(end.sip_code, end.reason.value)
+
+
+def monotonic_ms(since: float) -> float:
+    return (time.monotonic() - since) * 1000

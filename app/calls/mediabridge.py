@@ -1,0 +1,53 @@
+"""A SIP channel and an externalMedia channel in one mixing bridge; the RTP ends in an RtpRelay."""
+
+from __future__ import annotations
+
+import logging
+
+from app.ari.client import AriClient, AriError
+from app.media.relay import RtpRelay
+from app.media.rtp import FORMATS
+
+log = logging.getLogger(__name__)
+
+
+class MediaBridge:
+    def __init__(self, ari: AriClient, app: str, sample_rate: int) -> None:
+        self.ari = ari
+        self.app = app
+        self.format, payload_type = FORMATS[sample_rate]
+        self.relay = RtpRelay(payload_type, sample_rate)
+        self.external_id: str | None = None
+        self.bridge_id: str | None = None
+
+    async def open(self, sip_channel_id: str) -> RtpRelay:
+        port = await self.relay.open("127.0.0.1")
+        external = await self.ari.request("POST", "/channels/externalMedia", params={
+            "app": self.app, "external_host": f"127.0.0.1:{port}", "format": self.format,
+            "encapsulation": "rtp", "transport": "udp", "direction": "both",
+        })
+        self.external_id = external["id"]
+        variables = external.get("channelvars") or {}
+        address = variables.get("UNICASTRTP_LOCAL_ADDRESS")
+        rtp_port = variables.get("UNICASTRTP_LOCAL_PORT")
+        if address and rtp_port:
+            self.relay.remote = (address, int(rtp_port))
+        bridge = await self.ari.request("POST", "/bridges", params={"type": "mixing", "name": f"tgtrunk-{sip_channel_id}"})
+        self.bridge_id = bridge["id"]
+        await self.ari.request("POST", f"/bridges/{self.bridge_id}/addChannel",
+                               params={"channel": f"{sip_channel_id},{self.external_id}"})
+        return self.relay
+
+    async def close(self) -> None:
+        self.relay.close()
+        for path in (f"/channels/{self.external_id}" if self.external_id else None,
+                     f"/bridges/{self.bridge_id}" if self.bridge_id else None):
+            if path is None:
+                continue
+            try:
+                await self.ari.request("DELETE", path)
+            except AriError as exc:
+                if exc.status != 404:
+                    log.warning("cleaning up %s: %s", path, exc)
+            except OSError:
+                pass  # Asterisk is gone: nothing left to clean

@@ -1,0 +1,99 @@
+"""SIP -> Telegram: a PBX dials a Telegram user through a line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from app.ari.client import AriError
+from app.calls.callsession import CallSession, Reject, ended_code, telegram_target
+from app.sip.dialplan import DialError, target_for
+from app.store.line import Line
+from app.telegram.errors import TelegramError
+from app.telegram.privatecall import CallEnded, DiscardReason
+
+log = logging.getLogger(__name__)
+
+RING_TIMEOUT_S = 90.0
+
+
+class SipToTelegram(CallSession):
+    direction = "sip-to-telegram"
+
+    async def run(self, line: Line, dialled: str, channel_id: str) -> None:
+        self.record.dialled = dialled
+        started = time.monotonic()
+        code, reason = 200, "normal clearing"
+        try:
+            if self.handle is None:
+                raise Reject(503, "Session is not running")
+            try:
+                target = target_for(line.rules, dialled)
+            except DialError as exc:
+                raise Reject(404, str(exc)) from None
+            account = self.handle.account
+            call = await account.call(telegram_target(target.kind.value, target.value))
+            self.tg_call = call
+            log.info("line %s: %r -> Telegram %s, RequestCall sent after %.1f ms",
+                     line.name, dialled, target, (time.monotonic() - started) * 1000)
+            await self._ring_then_answer()
+            await self.connect_media()
+            side = await self.until_either_ends()
+            if side == "sip":
+                await self.hang_up_telegram(DiscardReason.HANGUP)
+                reason = "SIP side hung up"
+            else:
+                await self.hang_up_sip()
+                reason = "Telegram side hung up"
+        except Reject as exc:
+            code, reason = exc.code, exc.reason
+        except CallEnded as exc:
+            code, reason = ended_code(exc)
+        except TelegramError as exc:
+            code, reason = exc.sip_code, exc.reason
+            if exc.retry_after:
+                reason = f"{reason}: retry after {exc.retry_after}"
+        except asyncio.CancelledError:
+            code, reason = 487, "SIP caller cancelled"
+            await self.hang_up_telegram(DiscardReason.HANGUP)
+        except (AriError, OSError) as exc:
+            code, reason = 500, f"Asterisk: {exc}"
+            await self.hang_up_telegram(DiscardReason.DISCONNECT)
+        if not self.answered and code != 487:
+            log.warning("line %s: call to %r refused with %d %s", line.name, dialled, code, reason)
+            await self.reject_sip(code)
+        await self.close(code, reason)
+
+    async def _ring_then_answer(self) -> None:
+        call = self.tg_call
+        assert call and self.sip_channel_id
+        sip_gone = asyncio.ensure_future(self.sip_gone.wait())
+        try:
+            for step in (call.wait_ringing, call.wait_accepted):
+                waiter = asyncio.ensure_future(step(RING_TIMEOUT_S))
+                done, _ = await asyncio.wait({waiter, sip_gone}, return_when=asyncio.FIRST_COMPLETED)
+                if sip_gone in done:
+                    waiter.cancel()
+                    raise asyncio.CancelledError
+                waiter.result()
+                if step == call.wait_ringing:
+                    await self.ari.request("POST", f"/channels/{self.sip_channel_id}/ring")
+        except asyncio.TimeoutError:
+            await self.hang_up_telegram(DiscardReason.MISSED)
+            raise Reject(480, "No answer") from None
+        finally:
+            sip_gone.cancel()
+        await self.ari.request("POST", f"/channels/{self.sip_channel_id}/answer")
+        self.answered = True
+        self.record.answered_at = self.record.started_at.__class__.now(self.record.started_at.tzinfo)
+
+    async def reject_sip(self, code: int) -> None:
+        """Answer the INVITE with an exact SIP code (PJSIPHangup in the reject context)."""
+        if self.sip_gone.is_set() or not self.sip_channel_id:
+            return
+        try:
+            await self.ari.request("POST", f"/channels/{self.sip_channel_id}/continue",
+                                   params={"context": "tgtrunk-reject", "extension": str(code), "priority": 1})
+        except (AriError, OSError):
+            pass

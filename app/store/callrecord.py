@@ -1,0 +1,32 @@
+"""A call record: every call, both directions, answered or not."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from app.store.line import utcnow
+
+
+class CallRecord(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    direction: str  # "sip-to-telegram" | "telegram-to-sip"
+    line: str | None = Field(default=None, index=True)
+    account: str | None = None
+    dialled: str | None = None
+    peer_id: int | None = None
+    peer_username: str | None = None
+    peer_phone: str | None = None
+    started_at: datetime = Field(default_factory=utcnow, index=True)
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    result_code: int | None = None
+    reason: str = ""
+    duration_s: int = 0
+    packets_in: int = 0
+    packets_out: int = 0
+    lost_in: int = 0
+    late_in: int = 0
+    jitter_ms: float = 0.0
+    silence_out: int = 0
