@@ -88,6 +88,8 @@ class BaresipPeer:
             body = await self._reader.readexactly(int(length[:-1]) + 1)
             message = json.loads(body[:-1])
             if message.get("event"):
+                if os.environ.get("TGTRUNK_PEER_DEBUG"):
+                    print("baresip event:", message)
                 await self.events.put(message)
             elif message.get("response"):
                 await self._responses.put(message)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.ari.client import AriClient, AriError
@@ -66,6 +67,7 @@ class CallSession:
         self._closed = False
         self.task: asyncio.Task[None] | None = None
         self.channels: dict[str, CallSession] | None = None  # the app's channel -> session index
+        self.wait_in_stasis: Callable[[str], Awaitable[None]] | None = None
 
     def bind_channel(self, channel_id: str) -> None:
         """This session owns the SIP channel: its events (hang-up, DTMF) come here."""
@@ -76,7 +78,7 @@ class CallSession:
     # Media -------------------------------------------------------------------------------------
     async def connect_media(self) -> None:
         assert self.sip_channel_id and self.tg_call
-        self.media = MediaBridge(self.ari, self.app, SAMPLE_RATE)
+        self.media = MediaBridge(self.ari, self.app, SAMPLE_RATE, self.wait_in_stasis)
         relay = await self.media.open(self.sip_channel_id)
         call = self.tg_call
         relay.on_pcm = call.send_frame

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from app.ari.client import AriClient, AriError
 from app.media.relay import RtpRelay
@@ -12,8 +13,10 @@ log = logging.getLogger(__name__)
 
 
 class MediaBridge:
-    def __init__(self, ari: AriClient, app: str, sample_rate: int) -> None:
+    def __init__(self, ari: AriClient, app: str, sample_rate: int,
+                 wait_in_stasis: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.ari = ari
+        self.wait_in_stasis = wait_in_stasis
         self.app = app
         self.format, payload_type = FORMATS[sample_rate]
         self.relay = RtpRelay(payload_type, sample_rate)
@@ -32,6 +35,8 @@ class MediaBridge:
         rtp_port = variables.get("UNICASTRTP_LOCAL_PORT")
         if address and rtp_port:
             self.relay.remote = (address, int(rtp_port))
+        if self.wait_in_stasis is not None:
+            await self.wait_in_stasis(self.external_id)
         bridge = await self.ari.request("POST", "/bridges", params={"type": "mixing", "name": f"tgtrunk-{sip_channel_id}"})
         self.bridge_id = bridge["id"]
         await self.ari.request("POST", f"/bridges/{self.bridge_id}/addChannel",

@@ -15,7 +15,7 @@ from app.telegram.privatecall import CallEnded, DiscardReason
 
 log = logging.getLogger(__name__)
 
-RING_TIMEOUT_S = 90.0
+RING_GUARD_S = 5.0  # beyond the account's own ring timeout, which ends the call as missed (480)
 
 
 class SipToTelegram(CallSession):
@@ -71,7 +71,8 @@ class SipToTelegram(CallSession):
         sip_gone = asyncio.ensure_future(self.sip_gone.wait())
         try:
             for step in (call.wait_ringing, call.wait_accepted):
-                waiter = asyncio.ensure_future(step(RING_TIMEOUT_S))
+                assert self.handle
+                waiter = asyncio.ensure_future(step(self.handle.account.ring_timeout + RING_GUARD_S))
                 done, _ = await asyncio.wait({waiter, sip_gone}, return_when=asyncio.FIRST_COMPLETED)
                 if sip_gone in done:
                     waiter.cancel()

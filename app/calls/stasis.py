@@ -52,6 +52,7 @@ class StasisApp:
         self.originating: dict[str, TelegramToSip] = {}
         self.active_per_line: Counter[str] = Counter()
         self._keys = itertools.count(1)
+        self._in_stasis: dict[str, asyncio.Future[None]] = {}
         ari.on("StasisStart", self.on_stasis_start)
         ari.on("StasisEnd", self.on_channel_gone)
         ari.on("ChannelDestroyed", self.on_channel_gone)
@@ -63,7 +64,17 @@ class StasisApp:
             handle.account.on_message = lambda peer, text, h=handle: self.on_telegram_message(h, peer, text)
 
     # SIP -> Telegram ---------------------------------------------------------------------------
+    def _stasis_future(self, channel_id: str) -> asyncio.Future[None]:
+        return self._in_stasis.setdefault(channel_id, asyncio.get_running_loop().create_future())
+
+    async def wait_in_stasis(self, channel_id: str, timeout: float = 5.0) -> None:
+        """A channel created through ARI (externalMedia) joins the app a moment after the POST returns."""
+        await asyncio.wait_for(asyncio.shield(self._stasis_future(channel_id)), timeout)
+
     async def on_stasis_start(self, event: AriEvent) -> None:
+        started = self._stasis_future(event["channel"]["id"])
+        if not started.done():
+            started.set_result(None)
         args = event.get("args") or []
         if len(args) == 2 and args[0] == FROM_TELEGRAM:
             session = self.originating.get(args[1])
@@ -86,6 +97,7 @@ class StasisApp:
             return
         handle = self.accounts.for_line(line)
         session = SipToTelegram(self.ari, self.db, APP_NAME, handle, line.name)
+        session.wait_in_stasis = self.wait_in_stasis
         self._track(session, call.channel_id, line)
         if handle is None:
             log.warning("line %s has no running Telegram account (log one in with `tgtrunk account login`)", line.name)
@@ -121,6 +133,7 @@ class StasisApp:
             return
         key = str(next(self._keys))
         session = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name)
+        session.wait_in_stasis = self.wait_in_stasis
         self.originating[key] = session
         self.active_per_line[line.name] += 1
         handle.sessions.add(session)
@@ -139,6 +152,8 @@ class StasisApp:
 
     # Channel events ----------------------------------------------------------------------------
     async def on_channel_gone(self, event: AriEvent) -> None:
+        if event["type"] == "ChannelDestroyed":
+            self._in_stasis.pop(event["channel"]["id"], None)
         session = self.by_channel.get(event["channel"]["id"])
         if session is None:
             return

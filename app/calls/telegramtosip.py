@@ -53,7 +53,7 @@ class TelegramToSip(CallSession):
         try:
             if call.from_gateway:
                 raise Reject(482, "Caller has active gateway accounts")
-            if not line.pbx_number:
+            if not line.pbx_number and line.mode is not LineMode.REGISTER:
                 raise Reject(503, f"line {line.name} has no number on PBX (--pbx-number)")
             if line.mode is LineMode.REGISTER and not registered:
                 raise Reject(503, "SIP account is unavailable")
@@ -94,7 +94,9 @@ class TelegramToSip(CallSession):
             variables[f"PJSIP_HEADER(add,{field.strip()})"] = value.strip()
         display = name.replace('"', "'")
         channel = await self.ari.request("POST", "/channels", params={
-            "endpoint": f"PJSIP/{line.pbx_number}@{endpoint_id(line)}",
+            # With a number, the PBX gets it as the request-URI user (FreePBX routes on it); without one, the
+            # device registered on the line rings as it registered (a softphone).
+            "endpoint": f"PJSIP/{line.pbx_number}@{endpoint_id(line)}" if line.pbx_number else f"PJSIP/{endpoint_id(line)}",
             "app": self.app, "appArgs": f"tg-in,{key}",
             "callerId": f'"{display}" <{number}>' if display else number,
             "timeout": ORIGINATE_TIMEOUT_S,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
+
+from anyascii import anyascii
 
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
 def ascii_name(name: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", name)
-    return "".join(c for c in decomposed if c.isascii() and (c.isprintable())).strip()
+    """Transliterated for PBXs and phones that show only ASCII (Ørsted -> Orsted, Иван -> Ivan)."""
+    return " ".join(anyascii(name).split())
 
 
 def render(templates: list[str], fields: Mapping[str, str | None]) -> str | None:

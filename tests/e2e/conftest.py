@@ -44,7 +44,7 @@ class SimGateway:
 async def sim_gateway(asterisk_install, tmp_path: Path) -> AsyncIterator[SimGateway]:
     network = SimNetwork(ring_timeout=30.0)
     me = network.add_user(GATEWAY_PHONE, "Gateway", username="tgtrunk_gw")
-    account = TelegramAccount(SimClient("gateway", network, user_id=me.id), ring_timeout=8.0, rpc_timeout=3.0,
+    account = TelegramAccount(SimClient("gateway", network, user_id=me.id), ring_timeout=4.0, rpc_timeout=2.0,
                               rpc_retries=1)
     await account.start()
     accounts = Accounts()
@@ -77,8 +77,8 @@ async def sim_phone(sim_gateway: SimGateway) -> AsyncIterator[PhoneFactory]:
 
     async def make(username: str, behaviour: Behaviour | None = None, **user_kw) -> SimPhone:  # type: ignore[no-untyped-def]
         n = next(numbers)
-        user = sim_gateway.network.add_user(f"+1555010{n:04d}", username.capitalize(), "Sim",
-                                            username=username, **user_kw)
+        user_kw.setdefault("last_name", "Sim")
+        user = sim_gateway.network.add_user(f"+1555010{n:04d}", username.capitalize(), username=username, **user_kw)
         phone = SimPhone(sim_gateway.network, user, behaviour or Behaviour())
         await phone.start(ring_timeout=30.0)
         phones.append(phone)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+from datetime import datetime
 
 
 async def test_cli_change_takes_effect_without_restart(gateway, baresip_factory):
@@ -14,10 +14,11 @@ async def test_cli_change_takes_effect_without_restart(gateway, baresip_factory)
     assert (await peer.register("pbx1", "first-pw", gateway.sip_server))["type"] == "REGISTER_OK"
 
     mark = len(gateway.lines)
-    changed_at = time.monotonic()
     assert (await gateway.cli("line", "reset-password", "pbx1", "--password", "second-pw")).code == 0
-    await gateway.wait_log(r"lines in sync", start=mark, timeout=2)
-    assert time.monotonic() - changed_at < 2.0
+    written_at = datetime.now()  # the CLI has committed the change when it exits
+    synced = await gateway.wait_log(r"lines in sync", start=mark, timeout=3)
+    synced_at = datetime.strptime(synced[:23], "%Y-%m-%d %H:%M:%S,%f")
+    assert (synced_at - written_at).total_seconds() < 1.0  # pushed into Asterisk within a second
     assert (await peer.register("pbx1", "first-pw", gateway.sip_server))["type"] == "REGISTER_FAIL"
     assert (await peer.register("pbx1", "second-pw", gateway.sip_server))["type"] == "REGISTER_OK"
 
@@ -47,4 +48,4 @@ async def test_killed_asterisk_comes_back_and_registrations_work_again(gateway, 
     peer = await baresip_factory("127.0.0.2")
     assert (await peer.register("pbx1", "pw", gateway.sip_server))["type"] == "REGISTER_OK"
     status = await peer.dial_until_closed(f"sip:+15550001@{gateway.sip_server}")
-    assert status.startswith("480"), status
+    assert status.startswith("503"), status  # in Stasis, no Telegram account: 503 Session is not running

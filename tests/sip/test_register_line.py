@@ -51,16 +51,16 @@ async def test_trusted_ips_refuse_other_address_even_with_right_password(gateway
     assert (await insider.register("pbx1", "pw-trusted", gateway.sip_server))["type"] == "REGISTER_OK"
 
 
-async def test_call_reaches_stasis_with_line_and_number_and_gets_480(gateway, baresip_factory):
+async def test_call_reaches_stasis_with_line_and_number_and_gets_503_without_account(gateway, baresip_factory):
     await add_line(gateway, "office", "--mode", "register", "--username", "pbx1", "--password", "pw-call")
     peer = await baresip_factory("127.0.0.2")
     assert (await peer.register("pbx1", "pw-call", gateway.sip_server))["type"] == "REGISTER_OK"
 
     status = await peer.dial_until_closed(f"sip:+15550001@{gateway.sip_server}")
 
-    assert status.startswith("480"), status
+    assert status.startswith("503"), status  # in Stasis, no Telegram account: 503 Session is not running
     await gateway.wait_log(r"call from line office .* to '\+15550001'")
-    await gateway.wait_log(r"refused with 480: no Telegram side")
+    await gateway.wait_log(r"line office: call to '\+15550001' refused with 503 Session is not running")
 
 
 async def test_register_line_state_is_visible_in_status(gateway, baresip_factory):

@@ -34,5 +34,7 @@ def test_rules_apply_in_order_to_the_whole_string():
 def test_caller_id_first_fully_known_template_wins():
     known = caller_fields("+15550001", None, 777, "Zoë Ünal")
     assert caller_id(["{username}", "+{phone}"], "{name_ascii} (TG)", known) == ("+15550001", "Zoe Unal (TG)")
+    cyrillic = caller_fields("+79161234567", None, 5, "Иван Петров")
+    assert caller_id([], "{name_ascii}", cyrillic) == ("+79161234567", "Ivan Petrov")
     hidden = caller_fields(None, "zoe", 777, "Zoë")
     assert caller_id(["+{phone}", "{userid}"], None, hidden) == ("777", "Zoë")

@@ -1,0 +1,82 @@
+"""Every failure of a SIP -> Telegram call answers the INVITE with its exact code (seen by the SIP peer)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.telegram.sim import Behaviour, Privacy
+from app.telegram.sim.network import TIMEOUT
+
+
+async def test_each_failure_gives_its_sip_code(sim_gateway, sim_phone, baresip_factory):
+    network = sim_gateway.network
+    await sim_gateway.add_line("office", username="pbx1", password="pw")
+    await sim_gateway.add_line("orphan", username="pbx2", password="pw", account="nobody-logged-in")
+    await sim_phone("private", privacy=Privacy(calls="nobody"))
+    await sim_phone("premiumonly", privacy=Privacy(calls="premium"))
+    await sim_phone("busybee", Behaviour(answer="busy"))
+    await sim_phone("sleepy", Behaviour(answer="no_answer"))
+    await sim_phone("decliner", Behaviour(answer="decline"))
+    await sim_phone("floody")
+    stranger = network.add_user("+15550177777", "Stranger")  # exists, but the gateway never met its id
+    peer = await baresip_factory("127.0.0.2")
+    assert (await peer.register("pbx1", "pw", sim_gateway.sip_server))["type"] == "REGISTER_OK"
+
+    async def dial(target: str) -> str:
+        return (await peer.dial_until_closed(f"sip:{target}@{sim_gateway.sip_server}", timeout=20)).split()[0]
+
+    results = {
+        "privacy": await dial("private"),
+        "premium": await dial("premiumonly"),
+        "unknown username": await dial("nosuchuser"),
+        "unknown phone": await dial("+15559990000"),
+        "malformed number": await dial("12"),
+        "id never met": await dial(f"id{stranger.id}"),
+        "busy": await dial("busybee"),
+        "no answer": await dial("sleepy"),
+        "declined": await dial("decliner"),
+    }
+    network.inject("phone.RequestCall", "PEER_FLOOD")
+    results["peer flood"] = await dial("floody")
+    network.inject("phone.RequestCall", "FLOOD_WAIT_30")
+    results["flood wait"] = await dial("floody")
+    network.inject("phone.RequestCall", TIMEOUT, times=3)
+    results["rpc timeout"] = await dial("floody")
+
+    assert results == {
+        "privacy": "403", "premium": "403", "unknown username": "404", "unknown phone": "404",
+        "malformed number": "404", "id never met": "470", "busy": "486", "no answer": "480",
+        "declined": "603", "peer flood": "503", "flood wait": "503", "rpc timeout": "408",
+    }
+
+
+async def test_line_without_running_account_is_503_and_unregistered_line_is_405(sim_gateway, baresip_factory):
+    await sim_gateway.add_line("orphan", username="pbx2", password="pw", account="nobody-logged-in")
+    await sim_gateway.add_line("office", username="pbx1", password="pw")
+    peer = await baresip_factory("127.0.0.2")
+    assert (await peer.register("pbx2", "pw", sim_gateway.sip_server))["type"] == "REGISTER_OK"
+    assert (await peer.dial_until_closed(f"sip:alice@{sim_gateway.sip_server}")).startswith("503")
+
+    # An INVITE with the right password but no REGISTER before it
+    await peer.add_ua("pbx1", sim_gateway.sip_server, password="pw")
+    await peer.command("uafind", f"sip:pbx1@{sim_gateway.sip_server}")
+    assert (await peer.dial_until_closed(f"sip:alice@{sim_gateway.sip_server}")).startswith("405")
+
+
+async def test_max_calls_holds_under_parallel_attempts(sim_gateway, sim_phone, baresip_factory):
+    await sim_gateway.add_line("office", username="pbx1", password="pw", max_calls=2)
+    for n in range(5):
+        await sim_phone(f"echo{n}", Behaviour(echo=True, record=False))
+    peer = await baresip_factory("127.0.0.2")
+    assert (await peer.register("pbx1", "pw", sim_gateway.sip_server))["type"] == "REGISTER_OK"
+
+    for n in range(5):
+        await peer.command("dial", f"sip:echo{n}@{sim_gateway.sip_server}")
+    outcomes: list[str] = []
+
+    async def collect() -> None:
+        while len(outcomes) < 5:
+            event = await peer.wait_event("CALL_ESTABLISHED", "CALL_CLOSED", timeout=20)
+            outcomes.append("connected" if event["type"] == "CALL_ESTABLISHED" else event["param"].split()[0])
+    await asyncio.wait_for(collect(), 30)
+    assert sorted(outcomes) == ["503", "503", "503", "connected", "connected"]
