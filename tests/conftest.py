@@ -65,9 +65,9 @@ class GatewayProcess:
         out, err = await proc.communicate()
         return CliResult(proc.returncode or 0, out.decode(), err.decode())
 
-    async def start(self) -> None:
+    async def start(self, *serve_args: str) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app", "serve", env=self.env,
+            sys.executable, "-m", "app", "serve", *serve_args, env=self.env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
         self._reader = asyncio.create_task(self._read())

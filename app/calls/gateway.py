@@ -8,6 +8,9 @@ import os
 import secrets
 import signal
 from pathlib import Path
+from typing import Any
+
+from aiohttp import web
 
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
@@ -19,6 +22,7 @@ from app.settings import Settings
 from app.sip.linesync import LineSync
 from app.sip.security import SecurityWatcher
 from app.store.db import Database
+from app.web.admin import admin_token, build_app
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class Gateway:
         )
         self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts)
         self._tasks: list[asyncio.Task[None]] = []
+        self._web: web.AppRunner | None = None
 
     async def _on_asterisk_ready(self) -> None:
         self.lines.forget()
@@ -112,8 +117,27 @@ class Gateway:
                         "(or start with --simulate-telegram)")
         self.stasis.attach_accounts()
 
+    def status(self) -> dict[str, Any]:
+        return {
+            "asterisk": {"pid": self.instance.pid, "restarts": self.supervisor.restarts,
+                         "ready": self.supervisor.ready.is_set()},
+            "lines": sorted(self.lines.lines),
+            "accounts": sorted(self.accounts.handles),
+            "active_calls": dict(self.stasis.active_per_line),
+            "simulated_telegram": self.demo is not None,
+        }
+
+    async def start_web(self) -> None:
+        token = admin_token(self.settings.data_dir / "admin-token")
+        sim_call = self.demo.call_gateway if self.demo is not None else None
+        self._web = web.AppRunner(build_app(self.db, token, self.status, sim_call), access_log=None)
+        await self._web.setup()
+        bind = self.settings.http_bind
+        await web.TCPSite(self._web, bind.host, bind.port).start()
+
     async def run(self, stop: asyncio.Event) -> None:
         await self.start_telegram()
+        await self.start_web()
         await self.supervisor.start()
         self._tasks = [
             asyncio.create_task(self.supervisor.watch(), name="asterisk-supervisor"),
@@ -123,8 +147,8 @@ class Gateway:
         ]
         await asyncio.wait_for(self.ari.connected.wait(), 10)
         log.info(
-            "tgtrunk is running: SIP on %s, ARI on 127.0.0.1:%s, %d line(s)",
-            self.settings.sip_bind, self.settings.ari_port, len(self.lines.lines),
+            "tgtrunk is running: SIP on %s, admin API on http://%s, ARI on 127.0.0.1:%s, %d line(s)",
+            self.settings.sip_bind, self.settings.http_bind, self.settings.ari_port, len(self.lines.lines),
         )
         await stop.wait()
 
@@ -135,6 +159,8 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.supervisor.stop()
+        if self._web is not None:
+            await self._web.cleanup()
         await self.accounts.stop()
         if self.demo is not None:
             await self.demo.stop()

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from app.cli import CliError
 from app.settings import load_settings
-from app.sip.line import LineError, LineRequest, build_line, endpoint_id, generate_password, password_digest
+from app.sip.line import LineError, LineRequest, build_line, check_unique, generate_password, password_digest
 from app.store.db import Database
 from app.store.line import Line, LineMode, LineStatus, utcnow
 
@@ -90,13 +90,10 @@ def _request_from_args(args: argparse.Namespace, base: LineRequest | None = None
 
 
 def _check_unique(session, line: Line, exclude_id: int | None = None) -> None:
-    for other in session.exec(select(Line)):
-        if other.id == exclude_id:
-            continue
-        if other.name == line.name:
-            raise CliError(f"a line named {line.name!r} already exists; pick another name or `tgtrunk line remove` it")
-        if endpoint_id(other) == endpoint_id(line):
-            raise CliError(f"SIP username {endpoint_id(line)!r} is already used by line {other.name!r}")
+    try:
+        check_unique(list(session.exec(select(Line))), line, exclude_id)
+    except LineError as exc:
+        raise CliError(str(exc)) from None
 
 
 def add_line(args: argparse.Namespace) -> int:

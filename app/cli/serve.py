@@ -29,6 +29,7 @@ def check_ports_free(settings: Settings) -> None:
         (socket.SOCK_DGRAM, settings.sip_bind.host, settings.sip_bind.port, "SIP (TGTRUNK_SIP_BIND)"),
         (socket.SOCK_STREAM, settings.sip_bind.host, settings.sip_bind.port, "SIP/TCP (TGTRUNK_SIP_BIND)"),
         (socket.SOCK_STREAM, "127.0.0.1", settings.ari_port, "ARI (TGTRUNK_ARI_PORT)"),
+        (socket.SOCK_STREAM, settings.http_bind.host, settings.http_bind.port, "admin API (TGTRUNK_HTTP_BIND)"),
     ]
     for kind, host, port, what in checks:
         with socket.socket(socket.AF_INET, kind) as sock:

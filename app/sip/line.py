@@ -208,3 +208,14 @@ def _refuse(request: LineRequest, *fields: str) -> None:
     for name in fields:
         if getattr(request, name):
             raise LineError(f"--{name} does not apply to a {request.mode} line")
+
+
+def check_unique(lines: "list[Line]", line: Line, exclude_id: int | None = None) -> None:
+    """A line's name and its SIP username (endpoint) must be its own."""
+    for other in lines:
+        if other.id == exclude_id:
+            continue
+        if other.name == line.name:
+            raise LineError(f"a line named {line.name!r} already exists; pick another name or `tgtrunk line remove` it")
+        if endpoint_id(other) == endpoint_id(line):
+            raise LineError(f"SIP username {endpoint_id(line)!r} is already used by line {other.name!r}")

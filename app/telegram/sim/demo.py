@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.telegram.account import TelegramAccount
-from app.telegram.sim.network import Privacy, SimNetwork
+from app.telegram.sim.network import Privacy, SimNetwork, SimUser
 from app.telegram.sim.phone import Behaviour, SimPhone
 from app.telegram.sim.transport import SimClient
 
 GATEWAY_PHONE = "+15550100000"
+GATEWAY_USERNAME = "tgtrunk_demo"
 PEOPLE = (
     ("+15550100001", "Echo", "Test", "echo", Behaviour(echo=True, record=False), Privacy()),
     ("+15550100002", "Tone", "Test", "tone", Behaviour(tone_hz=600, record=False), Privacy()),
@@ -27,6 +28,14 @@ PEOPLE = (
     ("+15550100004", "Private", "Person", "private", Behaviour(record=False), Privacy(calls="nobody")),
     ("+15550100005", "Slow", "Sam", "noanswer", Behaviour(answer="no_answer", record=False), Privacy()),
 )
+
+
+def add_gateway_user(network: SimNetwork) -> SimUser:
+    """The gateway's own account ("Demo Gateway"), once per network."""
+    try:
+        return network.user(GATEWAY_PHONE)
+    except KeyError:
+        return network.add_user(GATEWAY_PHONE, "Demo", "Gateway", username=GATEWAY_USERNAME)
 
 
 @dataclass
@@ -37,15 +46,20 @@ class DemoTelegram:
     account: TelegramAccount | None = None
 
     async def start(self) -> TelegramAccount:
-        self.network.ring_timeout = self.ring_timeout + 30
-        me = self.network.add_user(GATEWAY_PHONE, "Demo", "Gateway", username="tgtrunk_demo")
-        for phone, first, last, username, behaviour, privacy in PEOPLE:
-            user = self.network.add_user(phone, first, last, username=username, privacy=privacy)
-            self.phones[username] = await SimPhone(self.network, user, behaviour).start(self.ring_timeout + 30)
+        me = await self.start_world()
         self.account = TelegramAccount(SimClient("demo-gateway", self.network, user_id=me.id),
                                        ring_timeout=self.ring_timeout)
         await self.account.start()
         return self.account
+
+    async def start_world(self) -> SimUser:
+        """The gateway's account and the people, online; no gateway client (that may be in another process)."""
+        self.network.ring_timeout = self.ring_timeout + 30
+        me = add_gateway_user(self.network)
+        for phone, first, last, username, behaviour, privacy in PEOPLE:
+            user = self.network.add_user(phone, first, last, username=username, privacy=privacy)
+            self.phones[username] = await SimPhone(self.network, user, behaviour).start(self.ring_timeout + 30)
+        return me
 
     async def call_gateway(self, username: str) -> None:
         """A simulated person calls the gateway account (`tgtrunk sim call USER`)."""

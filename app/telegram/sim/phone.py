@@ -18,6 +18,7 @@ from app.telegram.endpoint import SAMPLE_RATE
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
 from app.telegram.sim.network import SimNetwork, SimUser
+from app.telegram.sim.stats import PhoneStats
 from app.telegram.sim.transport import SimClient
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ class SimPhone:
     calls: list[PrivateCall] = field(default_factory=list)
     heard: bytearray = field(default_factory=bytearray)
     messages: list[tuple[Peer, str]] = field(default_factory=list)
+    stats: PhoneStats = field(default_factory=PhoneStats)  # counted whether or not `record` keeps the PCM
+
+    def __post_init__(self) -> None:
+        self.stats.user_id = self.user.id
+        self.stats.username = self.user.username
+        self.stats.phone = "+" + self.user.phone
 
     async def start(self, ring_timeout: float = 90.0) -> "SimPhone":
         client = SimClient(f"sim-{self.user.id}", self.network, user_id=self.user.id)
@@ -99,11 +106,13 @@ class SimPhone:
 
     def _setup(self, call: PrivateCall) -> None:
         self.calls.append(call)
+        self.stats.calls += 1
         b = self.behaviour
         if b.tone_hz:
             call.audio_source = Tone(b.tone_hz, b.tone_dbfs)
 
         def on_audio(pcm: bytes) -> None:
+            self.stats.heard(pcm)
             if b.record:
                 self.heard.extend(pcm)
                 future = getattr(self, "_heard_enough", None)
@@ -139,6 +148,7 @@ class SimPhone:
             await call.hangup(DiscardReason.BUSY)
         else:
             await call.accept()
+            self.stats.answered += 1
 
     async def _on_message(self, peer: Peer, text: str) -> None:
         self.messages.append((peer, text))

@@ -65,7 +65,7 @@ class SimSession:
         self._pump: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._link = self.server.connect(self.auth_key, self)
+        self._link = await self._open_link()
         self._pump = asyncio.ensure_future(self._pump_updates())
 
     async def stop(self) -> None:
@@ -80,6 +80,10 @@ class SimSession:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+    async def _open_link(self) -> Link:
+        """The sim's side of this session (in-process here; over a socket in `remote.RemoteSession`)."""
+        return self.server.connect(self.auth_key, self)
 
     def push(self, updates: bytes) -> None:
         self._queue.put_nowait(updates)
@@ -148,9 +152,16 @@ class SimClient(Client):
         await self.storage.port(443)
         await self.storage.date(0)
         await self.storage.test_mode(False)
-        await self.storage.auth_key(self.sim_server.new_auth_key(self._sim_user_id))
+        await self.storage.auth_key(await self._new_auth_key())
         await self.storage.user_id(self._sim_user_id)
         await self.storage.is_bot(False if self._sim_user_id else None)
+
+    async def _new_auth_key(self) -> bytes:
+        """Stands in for the auth-key handshake (over a socket in `remote.RemoteSimClient`)."""
+        return self.sim_server.new_auth_key(self._sim_user_id)
+
+    def _new_session(self, auth_key: bytes) -> SimSession:
+        return SimSession(self, self.sim_server, auth_key)
 
     async def get_session(self, dc_id: int | None = None, is_media: bool = False, is_cdn: bool = False,
                           business_connection_id: str | None = None, export_authorization: bool = True,
@@ -158,7 +169,7 @@ class SimClient(Client):
                           temporary: bool = False) -> Any:
         if self.session is not None and not temporary and not is_media:
             return self.session
-        session = SimSession(self, self.sim_server, await self.storage.auth_key())
+        session = self._new_session(await self.storage.auth_key())
         await session.start()
         return session
 

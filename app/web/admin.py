@@ -1,0 +1,111 @@
+"""Admin API: status, lines, call records, and the simulator's "call the gateway" button.
+
+Every request needs `Authorization: Bearer <token>`; the token is generated on first start into
+`<data dir>/admin-token` (0600), which the CLI reads.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import fields as dataclass_fields
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlmodel import select
+
+from app.sip.line import LineError, LineRequest, build_line, check_unique
+from app.store.callrecord import CallRecord
+from app.store.db import Database
+from app.store.line import Line, LineStatus
+
+log = logging.getLogger(__name__)
+
+SimCall = Callable[[str], Awaitable[None]]
+
+
+def admin_token(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall | None) -> web.Application:
+    @web.middleware
+    async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given, token):
+            raise web.HTTPUnauthorized(text="missing or wrong admin token (see <data dir>/admin-token)\n")
+        return await handler(request)
+
+    app = web.Application(middlewares=[auth])
+    routes = web.RouteTableDef()
+
+    @routes.get("/api/status")
+    async def get_status(_request: web.Request) -> web.Response:
+        return web.json_response(status())
+
+    @routes.get("/api/lines")
+    async def get_lines(_request: web.Request) -> web.Response:
+        with db.session() as session:
+            lines = list(session.exec(select(Line).order_by(Line.name)))
+            states = {s.name: s.state for s in session.exec(select(LineStatus))}
+        return web.json_response([
+            {**line.model_dump(mode="json", exclude={"password_digest", "id"}), "state": states.get(line.name)}
+            for line in lines
+        ])
+
+    @routes.post("/api/lines")
+    async def post_line(request: web.Request) -> web.Response:
+        body = await request.json()
+        known = {f.name for f in dataclass_fields(LineRequest)}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise web.HTTPBadRequest(text=f"unknown field(s): {', '.join(unknown)}\n")
+        try:
+            values = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
+            line, generated = build_line(LineRequest(**values))
+            with db.session() as session:
+                check_unique(list(session.exec(select(Line))), line)
+                session.add(line)
+        except (LineError, TypeError) as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from None
+        return web.json_response({"name": line.name, "password": generated}, status=201)
+
+    @routes.delete("/api/lines/{name}")
+    async def delete_line(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        with db.session() as session:
+            line = session.exec(select(Line).where(Line.name == name)).first()
+            if line is None:
+                raise web.HTTPNotFound(text=f"no line named {name!r}\n")
+            session.delete(line)
+        return web.Response(status=204)
+
+    @routes.get("/api/calls")
+    async def get_calls(request: web.Request) -> web.Response:
+        last = int(request.query.get("last", "20"))
+        with db.session() as session:
+            records = list(session.exec(select(CallRecord).order_by(CallRecord.id.desc()).limit(last)))
+        return web.json_response([r.model_dump(mode="json") for r in records])
+
+    @routes.post("/api/sim/call")
+    async def post_sim_call(request: web.Request) -> web.Response:
+        if sim_call is None:
+            raise web.HTTPConflict(text="the gateway is not running with --simulate-telegram\n")
+        user = (await request.json()).get("user", "")
+        try:
+            await sim_call(user)
+        except KeyError:
+            raise web.HTTPNotFound(text=f"no simulated user {user!r}\n") from None
+        return web.json_response({"calling": user}, status=202)
+
+    app.add_routes(routes)
+    return app
