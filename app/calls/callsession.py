@@ -81,8 +81,8 @@ class CallSession:
         self.media = MediaBridge(self.ari, self.app, SAMPLE_RATE, self.wait_in_stasis)
         relay = await self.media.open(self.sip_channel_id)
         call = self.tg_call
-        relay.on_pcm = call.send_frame
-        call.on_audio = relay.send_pcm
+        relay.on_pcm = call.push_audio
+        call.on_audio = lambda pcm: relay.send_pcm(pcm, call.frame_posted_at)
 
     # Events from the SIP side ------------------------------------------------------------------
     def on_sip_hangup(self) -> None:
@@ -167,6 +167,10 @@ class CallSession:
             c = self.media.relay.counters
             record.packets_in, record.packets_out, record.lost_in = c.packets_in, c.packets_out, c.lost_in
             record.late_in, record.jitter_ms, record.silence_out = c.late_in, round(c.jitter_ms, 2), c.silence_out
+            record.delay_to_telegram_p50_us = round(c.percentile("delay_to_telegram_us", 50), 1)
+            record.delay_to_telegram_p99_us = round(c.percentile("delay_to_telegram_us", 99), 1)
+            record.delay_to_sip_p50_us = round(c.percentile("delay_to_sip_us", 50), 1)
+            record.delay_to_sip_p99_us = round(c.percentile("delay_to_sip_us", 99), 1)
         with self.db.session() as session:
             session.add(record)
         if self.handle:

@@ -9,7 +9,7 @@ import time
 from app.ari.client import AriError
 from app.calls.callsession import CallSession, Reject, ended_code, telegram_target
 from app.sip.dialplan import DialError, target_for
-from app.store.line import Line
+from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
 from app.telegram.privatecall import CallEnded, DiscardReason
 
@@ -21,9 +21,9 @@ RING_GUARD_S = 5.0  # beyond the account's own ring timeout, which ends the call
 class SipToTelegram(CallSession):
     direction = "sip-to-telegram"
 
-    async def run(self, line: Line, dialled: str, channel_id: str) -> None:
+    async def run(self, line: Line, dialled: str, channel_id: str, started: float) -> None:
+        """`started`: perf_counter() when the call entered Stasis (the INVITE reached the app)."""
         self.record.dialled = dialled
-        started = time.monotonic()
         code, reason = 200, "normal clearing"
         try:
             if self.handle is None:
@@ -35,8 +35,9 @@ class SipToTelegram(CallSession):
             account = self.handle.account
             call = await account.call(telegram_target(target.kind.value, target.value))
             self.tg_call = call
+            self.record.setup_ms = round((time.perf_counter() - started) * 1000, 2)
             log.info("line %s: %r -> Telegram %s, RequestCall sent after %.1f ms",
-                     line.name, dialled, target, (time.monotonic() - started) * 1000)
+                     line.name, dialled, target, self.record.setup_ms)
             await self._ring_then_answer()
             await self.connect_media()
             side = await self.until_either_ends()
@@ -87,7 +88,7 @@ class SipToTelegram(CallSession):
             sip_gone.cancel()
         await self.ari.request("POST", f"/channels/{self.sip_channel_id}/answer")
         self.answered = True
-        self.record.answered_at = self.record.started_at.__class__.now(self.record.started_at.tzinfo)
+        self.record.answered_at = utcnow()
 
     async def reject_sip(self, code: int) -> None:
         """Answer the INVITE with an exact SIP code (PJSIPHangup in the reject context)."""

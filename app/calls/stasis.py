@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class StasisApp:
         await asyncio.wait_for(asyncio.shield(self._stasis_future(channel_id)), timeout)
 
     async def on_stasis_start(self, event: AriEvent) -> None:
+        arrived = time.perf_counter()
         started = self._stasis_future(event["channel"]["id"])
         if not started.done():
             started.set_result(None)
@@ -101,7 +103,7 @@ class StasisApp:
         self._track(session, call.channel_id, line)
         if handle is None:
             log.warning("line %s has no running Telegram account (log one in with `tgtrunk account login`)", line.name)
-        await self._run(session, session.run(line, call.dialled, call.channel_id), line)
+        await self._run(session, session.run(line, call.dialled, call.channel_id, arrived), line)
 
     async def _registered(self, line: Line) -> bool:
         if line.mode.value != "register":

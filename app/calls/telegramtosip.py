@@ -9,7 +9,7 @@ from app.ari.client import AriError
 from app.calls.callsession import CallSession, Reject
 from app.sip.callerid import caller_fields, caller_id
 from app.sip.line import endpoint_id
-from app.store.line import Line, LineMode
+from app.store.line import Line, LineMode, utcnow
 from app.telegram.errors import TelegramError
 from app.telegram.privatecall import CallEnded, DiscardReason, PrivateCall
 
@@ -61,6 +61,7 @@ class TelegramToSip(CallSession):
             await self._wait_answer(call)
             await call.accept()
             self.answered = True
+            self.record.answered_at = utcnow()
             await self.connect_media()
             side = await self.until_either_ends()
             if side == "sip":

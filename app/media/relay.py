@@ -16,7 +16,7 @@ import time
 import weakref
 from array import array
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 from app.media.rtp import RtpError, RtpHeader, pack_header, parse
 
@@ -44,9 +44,16 @@ class MediaCounters:
     jitter_ms: float = 0.0
     silence_out: int = 0
     bad_in: int = 0
+    # Time tgtrunk holds audio, in microseconds: RTP received -> handed to NTgCalls, and
+    # NTgCalls' frame callback -> RTP sent. Kept per packet, summarised as percentiles.
+    delay_to_telegram_us: list[float] = field(default_factory=list)
+    delay_to_sip_us: list[float] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def percentile(self, which: str, q: float) -> float:
+        values = sorted(getattr(self, which))
+        if not values:
+            return 0.0
+        return values[min(len(values) - 1, int(q / 100 * len(values)))]
 
 
 class RtpRelay(asyncio.DatagramProtocol):
@@ -93,7 +100,9 @@ class RtpRelay(asyncio.DatagramProtocol):
             self.remote = addr  # symmetric RTP: answer where Asterisk sends from
         self._count(header, len(payload))
         if self.on_pcm is not None and payload:
+            started = time.perf_counter()
             self.on_pcm(swap16(payload))
+            self.counters.delay_to_telegram_us.append((time.perf_counter() - started) * 1e6)
 
     def _count(self, header: RtpHeader, payload_len: int) -> None:
         counters = self.counters
@@ -116,9 +125,13 @@ class RtpRelay(asyncio.DatagramProtocol):
         self._last_transit = transit
 
     # To Asterisk ------------------------------------------------------------------------------
-    def send_pcm(self, pcm: bytes) -> None:
-        """Little-endian PCM from Telegram (10 or 20 ms) goes out at once as one RTP packet."""
+    def send_pcm(self, pcm: bytes, posted_at: float | None = None) -> None:
+        """Little-endian PCM from Telegram (10 or 20 ms) goes out at once as one RTP packet.
+
+        `posted_at` (perf_counter) is when NTgCalls handed the frame over, for the delay figures."""
         self._send(swap16(pcm), len(pcm) // 2)
+        if posted_at:
+            self.counters.delay_to_sip_us.append((time.perf_counter() - posted_at) * 1e6)
 
     def _send(self, payload: bytes, samples: int) -> None:
         if self._transport is None or self.remote is None:

@@ -30,3 +30,9 @@ class CallRecord(SQLModel, table=True):
     late_in: int = 0
     jitter_ms: float = 0.0
     silence_out: int = 0
+    # Time tgtrunk itself held the audio (see app/media/relay.py), microseconds
+    delay_to_telegram_p50_us: float = 0.0
+    delay_to_telegram_p99_us: float = 0.0
+    delay_to_sip_p50_us: float = 0.0
+    delay_to_sip_p99_us: float = 0.0
+    setup_ms: float | None = None  # sip-to-telegram: INVITE in Stasis -> RequestCall sent

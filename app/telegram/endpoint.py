@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -54,7 +55,7 @@ class CallMedia:
 
     on_signaling: Callable[[bytes], None]
     on_state: Callable[[ntgcalls.ConnectionState], None]
-    on_frame: Callable[[bytes], None] = field(default=lambda _pcm: None)
+    on_frame: Callable[[tuple[bytes, float]], None] = field(default=lambda _frame: None)  # (pcm, perf_counter)
 
 
 class Endpoint:
@@ -92,7 +93,7 @@ class Endpoint:
             return
         pcm = b"".join(bytes(f.data) for f in frames)
         if pcm:
-            self._post(peer_id, "on_frame", pcm)
+            self._post(peer_id, "on_frame", (pcm, time.perf_counter()))
 
     def _post(self, peer_id: int, sink: str, value: object) -> None:
         try:

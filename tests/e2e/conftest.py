@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from sqlmodel import select
+
 from app.calls.accounts import Accounts
+from app.store.callrecord import CallRecord
 from app.calls.gateway import Gateway
 from app.settings import load_settings
 from app.sip.line import LineRequest, build_line
@@ -32,6 +35,17 @@ class SimGateway:
     @property
     def sip_server(self) -> str:
         return str(self.gateway.settings.sip_bind)
+
+    async def wait_record(self, count: int = 1, timeout: float = 10.0) -> CallRecord:
+        """The newest call record, once `count` calls have ended (the record is written at teardown)."""
+        async def poll() -> CallRecord:
+            while True:
+                with self.gateway.db.session() as session:
+                    records = list(session.exec(select(CallRecord).order_by(CallRecord.id)))
+                if len(records) >= count:
+                    return records[-1]
+                await asyncio.sleep(0.05)
+        return await asyncio.wait_for(poll(), timeout)
 
     async def add_line(self, name: str, mode: str = "register", **options) -> None:  # type: ignore[no-untyped-def]
         line, _ = build_line(LineRequest(name, mode, **options))

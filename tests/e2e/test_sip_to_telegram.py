@@ -50,3 +50,23 @@ async def test_sip_calls_username_audio_both_ways_and_sip_hangs_up(sim_gateway, 
     # Telegram -> SIP: the Telegram user's 600 Hz tone at -12 dBFS
     assert dominant_frequency(heard_sip, rate) == pytest.approx(600, rel=0.02)
     assert rms_dbfs(heard_sip) == pytest.approx(-12 - 3.01, abs=3)  # a sine at -12 dBFS peak has -15 dB RMS
+
+
+async def test_telegram_user_hangs_up_and_the_call_is_recorded(sim_gateway, sim_phone, baresip_factory):
+    await sim_gateway.add_line("office", username="pbx1", password="pw")
+    carol = await sim_phone("carol", Behaviour(echo=True, hangup_after=2.0))
+    peer = await baresip_factory("127.0.0.2")
+    assert (await peer.register("pbx1", "pw", sim_gateway.sip_server))["type"] == "REGISTER_OK"
+
+    await peer.command("dial", f"sip:+{carol.user.phone}@{sim_gateway.sip_server}")  # by phone number
+    await peer.wait_event("CALL_ESTABLISHED", timeout=15)
+    closed = await peer.wait_event("CALL_CLOSED", timeout=15)  # carol hung up after 2 s
+    assert closed["direction"] == "outgoing"
+
+    record = await sim_gateway.wait_record()
+    assert (record.direction, record.line, record.dialled) == ("sip-to-telegram", "office", f"+{carol.user.phone}")
+    assert (record.peer_username, record.result_code, record.reason) == ("carol", 200, "Telegram side hung up")
+    assert record.duration_s >= 2 and record.answered_at is not None
+    assert record.packets_in >= 80 and record.lost_in == 0  # ~50 packets/s from the SIP side
+    assert record.packets_out >= 80
+    assert 0 < record.setup_ms < 1000
