@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +67,7 @@ class Settings:
     ban_threshold: int = 10
     ban_window_s: float = 60.0
     ban_duration_s: float = 600.0
-    asterisk_binary: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    telegram_sim: str | None = None  # HOST:PORT of a simulated network in its own process
 
     @property
     def asterisk_dir(self) -> Path:
@@ -112,5 +111,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ban_threshold=_int(env, "TGTRUNK_BAN_THRESHOLD", 10),
         ban_window_s=float(_int(env, "TGTRUNK_BAN_WINDOW", 60)),
         ban_duration_s=float(_int(env, "TGTRUNK_BAN_SECONDS", 600)),
-        asterisk_binary=env.get("TGTRUNK_ASTERISK_BINARY") or None,
+        telegram_sim=env.get("TGTRUNK_TELEGRAM_SIM") or None,
     )

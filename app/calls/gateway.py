@@ -100,6 +100,8 @@ class Gateway:
         return await self.instance.rx("pjsip show registrations")
 
     async def start_telegram(self) -> None:
+        if self.settings.telegram_sim and not self.accounts.handles:
+            await self._connect_external_sim(self.settings.telegram_sim)
         if not self.accounts.handles:
             await self.accounts.start_stored(self.db, self.settings)
         if self.accounts.handles:
@@ -116,6 +118,19 @@ class Gateway:
             log.warning("no Telegram account: calls are refused with 503 until `tgtrunk account login NAME` "
                         "(or start with --simulate-telegram)")
         self.stasis.attach_accounts()
+
+    async def _connect_external_sim(self, address: str) -> None:
+        """A simulated network in its own process (`python -m app.telegram.sim`), e.g. for the bench."""
+        from app.telegram.account import TelegramAccount
+        from app.telegram.sim import RemoteSimClient, SimControl
+
+        host, _, port = address.rpartition(":")
+        info = await SimControl(host, int(port)).info()
+        client = RemoteSimClient("gateway", host, int(port), user_id=info["gateway_user_id"])
+        account = TelegramAccount(client, ring_timeout=60.0)
+        await account.start()
+        self.accounts.add("sim", account)
+        log.info("using the simulated Telegram network at %s as account %s", address, info["gateway_phone"])
 
     def status(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,328 @@
+"""N concurrent SIP -> Telegram calls through the bundled Asterisk and tgtrunk, with real RTP and real NTgCalls.
+
+    .venv/bin/python bench/run.py [--calls 1,10,30,60] [--seconds 15]
+
+Three processes, measured apart: `tgtrunk serve` (with its Asterisk child), the simulated Telegram network
+(`python -m app.telegram.sim`, its people answer and echo), and a second Asterisk acting as the PBX, registered to
+the gateway, which originates the calls and plays a 1004 Hz tone (Milliwatt) into each. Writes the results table
+to stdout and into bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.ari.client import AriClient, AriEvent  # noqa: E402
+from app.pbx.install import find_install  # noqa: E402
+from app.pbx.instance import AsteriskInstance, InstanceConfig  # noqa: E402
+from app.telegram.sim import SimControl  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PBX_PJSIP = """
+[global]
+type = global
+endpoint_identifier_order = username,ip
+[system]
+type = system
+[to-gateway]
+type = transport
+protocol = udp
+bind = 127.0.0.7:{pbx_port}
+[tgtrunk]
+type = registration
+transport = to-gateway
+outbound_auth = tgtrunk
+server_uri = sip:{gateway}
+client_uri = sip:pbx1@{gateway}
+contact_user = pbx1
+retry_interval = 2
+expiration = 300
+line = yes
+endpoint = tgtrunk
+[tgtrunk]
+type = auth
+auth_type = userpass
+username = pbx1
+password = bench-secret
+[tgtrunk]
+type = aor
+contact = sip:{gateway}
+[tgtrunk]
+type = endpoint
+transport = to-gateway
+context = bench
+disallow = all
+allow = alaw
+outbound_auth = tgtrunk
+aors = tgtrunk
+rtp_symmetric = yes
+"""
+PBX_EXTENSIONS = """
+[general]
+static = yes
+[bench]
+exten => tone,1,Milliwatt()
+"""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child_pid(pid: int, name: str) -> int:
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        if name in Path(f"/proc/{child}/cmdline").read_text():
+            return int(child)
+    raise RuntimeError(f"no {name} child of {pid}")
+
+
+@dataclass
+class Row:
+    calls: int
+    connected: int
+    gw_cpu_per_call: float
+    ast_cpu_per_call: float
+    sim_cpu_per_call: float
+    gw_rss_per_call_mb: float
+    lost: int
+    late: int
+    setup_request_ms: float
+    setup_200_ms: float
+    to_tg_p50_us: float
+    to_tg_p99_us: float
+    to_sip_p50_us: float
+    to_sip_p99_us: float
+    frames_per_s: float
+
+
+class Bench:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.work = Path(tempfile.mkdtemp(prefix="tgtrunk-bench-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.pbx: AsteriskInstance | None = None
+
+    async def start(self, max_calls: int) -> None:
+        install = find_install(Path(os.environ.get("TGTRUNK_ASTERISK_ROOT", "/var/lib/tgtrunk/asterisk-root")))
+        if install is None:
+            raise SystemExit("Asterisk is not installed: run `make install` (tgtrunk asterisk install) first")
+        sim = self._spawn([sys.executable, "-m", "app.telegram.sim", "--port", "0", "--users", str(max_calls),
+                           "--behaviour", "echo", "--log-level", "WARNING"], stdout=subprocess.PIPE)
+        assert sim.stdout
+        ready = sim.stdout.readline().decode().split()
+        if ready[:2] != ["SIM", "READY"]:
+            raise SystemExit(f"the simulator did not start: {ready}")
+        self.sim_pid, self.sim_port = sim.pid, int(ready[2])
+        self.sip_port, self.http_port = free_port(), free_port()
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("TGTRUNK_")},
+                    "TGTRUNK_DATA_DIR": str(self.work / "gw"), "TGTRUNK_SIP_BIND": f"127.0.0.1:{self.sip_port}",
+                    "TGTRUNK_ARI_PORT": str(free_port()), "TGTRUNK_HTTP_BIND": f"127.0.0.1:{self.http_port}",
+                    "TGTRUNK_RTP_PORTS": "32000-33998", "TGTRUNK_TELEGRAM_SIM": f"127.0.0.1:{self.sim_port}",
+                    "TGTRUNK_ASTERISK_ROOT": str(install.root) if install.root else ""}
+        subprocess.run([sys.executable, "-m", "app", "line", "add", "bench", "--mode", "register",
+                        "--username", "pbx1", "--password", "bench-secret"], env=self.env, check=True,
+                       capture_output=True)
+        log = open(self.work / "gateway.log", "wb")
+        gateway = self._spawn([sys.executable, "-m", "app", "serve"], env=self.env, stderr=log)
+        self.gw_pid = gateway.pid
+        await self._wait_log("tgtrunk is running", 60)
+        self.ast_pid = child_pid(self.gw_pid, "asterisk")
+        password = secrets.token_urlsafe(12)
+        ari_port = free_port()
+        self.pbx = AsteriskInstance(install, f"/srv/tgtrunk/bench-pbx-{secrets.token_hex(3)}", InstanceConfig(
+            sip_bind="127.0.0.7:0", ari_port=ari_port, ari_password=password, rtp_start=34000, rtp_end=35998,
+            overrides={"sorcery.conf": "", "extensions.conf": PBX_EXTENSIONS,
+                       "pjsip.conf": PBX_PJSIP.format(pbx_port=free_port("127.0.0.7"),
+                                                      gateway=f"127.0.0.1:{self.sip_port}")}))
+        await self.pbx.start()
+        self.ari = AriClient("127.0.0.1", ari_port, "tgtrunk", password, "bench")
+        while not await self.ari.ping():
+            await asyncio.sleep(0.05)
+        self.answered: dict[str, float] = {}
+        self.ari.on("StasisStart", self._on_answer)
+        self.events = asyncio.create_task(self.ari.run_events())
+        await asyncio.wait_for(self.ari.connected.wait(), 10)
+        while "Registered" not in await self.pbx.rx("pjsip show registrations"):
+            await asyncio.sleep(0.2)
+
+    def _spawn(self, cmd: list[str], **kw) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+        proc = subprocess.Popen(cmd, cwd=ROOT, **kw)
+        self.procs.append(proc)
+        return proc
+
+    async def _wait_log(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in (self.work / "gateway.log").read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gateway did not log {text!r}; see {self.work / 'gateway.log'}")
+            await asyncio.sleep(0.1)
+
+    async def _on_answer(self, event: AriEvent) -> None:
+        channel = event["channel"]["id"]
+        self.answered[channel] = time.perf_counter()
+        await self.ari.request("POST", f"/channels/{channel}/continue",
+                               params={"context": "bench", "extension": "tone", "priority": 1})
+
+    async def _admin(self, path: str) -> object:
+        import urllib.request
+        token = (self.work / "gw" / "admin-token").read_text().strip()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}",
+                                         headers={"Authorization": f"Bearer {token}"})
+        return await asyncio.to_thread(lambda: json.load(urllib.request.urlopen(request, timeout=10)))
+
+    async def run(self, n: int) -> Row:
+        self.answered.clear()
+        rss_before = rss_mb(self.gw_pid)
+        started: dict[str, float] = {}
+        for i in range(1, n + 1):
+            t0 = time.perf_counter()
+            channel = await self.ari.request("POST", "/channels", params={
+                "endpoint": f"PJSIP/+1555020{i:04d}@tgtrunk", "app": "bench", "timeout": 60})
+            started[channel["id"]] = t0
+        deadline = time.monotonic() + 60
+        while len(self.answered) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        connected = len(self.answered)
+        await asyncio.sleep(3)  # let every call settle into steady media before measuring
+        before = {pid: cpu_seconds(pid) for pid in (self.gw_pid, self.ast_pid, self.sim_pid)}
+        sim_before = {s.username: s.frames_heard for s in await SimControl("127.0.0.1", self.sim_port).stats()}
+        t0 = time.monotonic()
+        await asyncio.sleep(self.seconds)
+        elapsed = time.monotonic() - t0
+        after = {pid: cpu_seconds(pid) for pid in (self.gw_pid, self.ast_pid, self.sim_pid)}
+        sim_after = {s.username: s.frames_heard for s in await SimControl("127.0.0.1", self.sim_port).stats()}
+        rss_during = rss_mb(self.gw_pid)
+        calls_before = len(await self._admin("/api/calls?last=100000"))
+        for channel in list(started):
+            try:
+                await self.ari.request("DELETE", f"/channels/{channel}")
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        records: list[dict] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            records = await self._admin(f"/api/calls?last={n}")  # type: ignore[assignment]
+            if len(await self._admin("/api/calls?last=100000")) >= calls_before + n:
+                break
+            await asyncio.sleep(0.2)
+
+        def per_call(pid: int) -> float:
+            return (after[pid] - before[pid]) / elapsed * 100 / max(connected, 1)
+
+        answered = [r for r in records if r["answered_at"]]
+        heard = [sim_after[k] - sim_before.get(k, 0) for k in sim_after if sim_after[k] > sim_before.get(k, 0)]
+        median = lambda xs: statistics.median(xs) if xs else 0.0  # noqa: E731
+        return Row(
+            calls=n, connected=connected,
+            gw_cpu_per_call=per_call(self.gw_pid), ast_cpu_per_call=per_call(self.ast_pid),
+            sim_cpu_per_call=per_call(self.sim_pid),
+            gw_rss_per_call_mb=(rss_during - rss_before) / max(connected, 1),
+            lost=sum(r["lost_in"] for r in records), late=sum(r["late_in"] for r in records),
+            setup_request_ms=median([r["setup_ms"] for r in records if r["setup_ms"] is not None]),
+            setup_200_ms=median([(self.answered[c] - started[c]) * 1000 for c in self.answered if c in started]),
+            to_tg_p50_us=median([r["delay_to_telegram_p50_us"] for r in answered]),
+            to_tg_p99_us=max([r["delay_to_telegram_p99_us"] for r in answered], default=0.0),
+            to_sip_p50_us=median([r["delay_to_sip_p50_us"] for r in answered]),
+            to_sip_p99_us=max([r["delay_to_sip_p99_us"] for r in answered], default=0.0),
+            frames_per_s=median([h / elapsed for h in heard]),
+        )
+
+    async def stop(self) -> None:
+        if getattr(self, "events", None):
+            self.events.cancel()
+            await self.ari.close()
+        if self.pbx:
+            await self.pbx.stop()
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if self.pbx:
+            shutil.rmtree(self.pbx.host_dir, ignore_errors=True)
+
+
+TABLE_HEAD = (
+    "| calls | connected | tgtrunk CPU %/call | Asterisk CPU %/call | sim CPU %/call | tgtrunk RSS MB/call "
+    "| RTP lost/late | setup INVITE→RequestCall p50 ms | INVITE→200 OK p50 ms | added delay →TG p50/p99 µs "
+    "| added delay →SIP p50/p99 µs | frames/s heard by Telegram user (of 100) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def row_text(r: Row) -> str:
+    return (f"| {r.calls} | {r.connected} | {r.gw_cpu_per_call:.2f} | {r.ast_cpu_per_call:.2f} | {r.sim_cpu_per_call:.2f} "
+            f"| {r.gw_rss_per_call_mb:.2f} | {r.lost}/{r.late} | {r.setup_request_ms:.1f} | {r.setup_200_ms:.0f} "
+            f"| {r.to_tg_p50_us:.0f}/{r.to_tg_p99_us:.0f} | {r.to_sip_p50_us:.0f}/{r.to_sip_p99_us:.0f} "
+            f"| {r.frames_per_s:.1f} |")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", default="1,10,30,60", help="comma-separated N (default 1,10,30,60)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measurement window per N (default 15)")
+    parser.add_argument("--no-readme", action="store_true", help="do not update bench/README.md")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.calls.split(",")]
+    bench = Bench(args.seconds)
+    rows: list[Row] = []
+    try:
+        print(f"starting the simulator ({max(sizes)} users), tgtrunk and a PBX Asterisk…", flush=True)
+        await bench.start(max(sizes))
+        print(TABLE_HEAD, end="", flush=True)
+        for n in sizes:
+            rows.append(await bench.run(n))
+            print(row_text(rows[-1]), flush=True)
+            await asyncio.sleep(2)
+    finally:
+        await bench.stop()
+    if not args.no_readme and rows:
+        write_readme(rows, args)
+
+
+def write_readme(rows: list[Row], args: argparse.Namespace) -> None:
+    path = ROOT / "bench" / "README.md"
+    text = path.read_text() if path.exists() else ""
+    marker = "<!-- results -->"
+    head = text.split(marker)[0] if marker in text else text
+    cpu = os.cpu_count()
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    body = (f"{marker}\nLatest run: {stamp}, {cpu} cores, `{' '.join(['.venv/bin/python', 'bench/run.py'] + sys.argv[1:])}`\n\n"
+            + TABLE_HEAD + "\n".join(row_text(r) for r in rows) + "\n")
+    path.write_text(head + body)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
