@@ -50,7 +50,7 @@ class CallSession:
 
     direction = ""
 
-    def __init__(self, ari: AriClient, db: Database, app: str, handle: AccountHandle | None, line: str) -> None:
+    def __init__(self, ari: AriClient, db: Database, app: str, handle: AccountHandle | None, line: str | None) -> None:
         self.ari = ari
         self.db = db
         self.app = app
@@ -126,6 +126,14 @@ class CallSession:
         return True
 
     # Waiting for whichever side ends first -----------------------------------------------------
+    async def talk(self) -> str:
+        """Both sides connected: wait until one hangs up, end the other; returns the reason."""
+        if await self.until_either_ends() == "sip":
+            await self.hang_up_telegram(DiscardReason.HANGUP)
+            return "SIP side hung up"
+        await self.hang_up_sip()
+        return "Telegram side hung up"
+
     async def until_either_ends(self) -> str:
         assert self.tg_call
         sip = asyncio.ensure_future(self.sip_gone.wait())
@@ -178,6 +186,18 @@ class CallSession:
         log.info("call %s on line %s ended: %s %s (%d s; RTP in %d lost %d late %d, out %d of which silence %d)",
                  self.direction, self.line, code, reason, record.duration_s, record.packets_in, record.lost_in,
                  record.late_in, record.packets_out, record.silence_out)
+
+
+REJECT_CONTEXT = "tgtrunk-reject"
+
+
+async def reject_channel(ari: AriClient, channel_id: str, code: int) -> None:
+    """Answer a ringing INVITE with an exact SIP code (PJSIPHangup in the dialplan's reject context)."""
+    try:
+        await ari.request("POST", f"/channels/{channel_id}/continue",
+                          params={"context": REJECT_CONTEXT, "extension": str(code), "priority": 1})
+    except (AriError, OSError):
+        pass  # the caller already hung up, or Asterisk is gone
 
 
 def telegram_target(kind: str, value: str) -> str | int:

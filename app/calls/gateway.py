@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import signal
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,15 @@ from app.settings import Settings
 from app.sip.linesync import LineSync
 from app.sip.security import SecurityWatcher
 from app.store.db import Database
-from app.web.admin import admin_token, build_app
+from app.store.secretfile import secret_file
+from app.web.admin import build_app
 
 log = logging.getLogger(__name__)
 
 
 def ari_password(settings: Settings) -> str:
     """Generated on first start, kept 0600 in the data directory."""
-    path = settings.ari_password_path
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
+    return secret_file(settings.ari_password_path)
 
 
 def require_install(settings: Settings) -> AsteriskInstall:
@@ -143,7 +137,7 @@ class Gateway:
         }
 
     async def start_web(self) -> None:
-        token = admin_token(self.settings.data_dir / "admin-token")
+        token = secret_file(self.settings.data_dir / "admin-token")
         sim_call = self.demo.call_gateway if self.demo is not None else None
         self._web = web.AppRunner(build_app(self.db, token, self.status, sim_call), access_log=None)
         await self._web.setup()

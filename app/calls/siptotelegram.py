@@ -7,7 +7,7 @@ import logging
 import time
 
 from app.ari.client import AriError
-from app.calls.callsession import CallSession, Reject, ended_code, telegram_target
+from app.calls.callsession import CallSession, Reject, ended_code, reject_channel, telegram_target
 from app.sip.dialplan import DialError, target_for
 from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
@@ -40,13 +40,7 @@ class SipToTelegram(CallSession):
                      line.name, dialled, target, self.record.setup_ms)
             await self._ring_then_answer()
             await self.connect_media()
-            side = await self.until_either_ends()
-            if side == "sip":
-                await self.hang_up_telegram(DiscardReason.HANGUP)
-                reason = "SIP side hung up"
-            else:
-                await self.hang_up_sip()
-                reason = "Telegram side hung up"
+            reason = await self.talk()
         except Reject as exc:
             code, reason = exc.code, exc.reason
         except CallEnded as exc:
@@ -91,11 +85,5 @@ class SipToTelegram(CallSession):
         self.record.answered_at = utcnow()
 
     async def reject_sip(self, code: int) -> None:
-        """Answer the INVITE with an exact SIP code (PJSIPHangup in the reject context)."""
-        if self.sip_gone.is_set() or not self.sip_channel_id:
-            return
-        try:
-            await self.ari.request("POST", f"/channels/{self.sip_channel_id}/continue",
-                                   params={"context": "tgtrunk-reject", "extension": str(code), "priority": 1})
-        except (AriError, OSError):
-            pass
+        if not self.sip_gone.is_set() and self.sip_channel_id:
+            await reject_channel(self.ari, self.sip_channel_id, code)

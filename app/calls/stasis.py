@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from app.ari.client import AriClient, AriError, AriEvent
 from app.calls.accounts import Accounts
-from app.calls.callsession import AccountHandle, CallSession
+from app.calls.callsession import AccountHandle, CallSession, reject_channel
 from app.calls.siptotelegram import SipToTelegram
 from app.calls.telegramtosip import TelegramToSip
 from app.sip.line import endpoint_id
@@ -19,7 +19,7 @@ from app.sip.linesync import LineSync
 from app.store.db import Database
 from app.store.line import Line
 from app.telegram.peer import Peer
-from app.telegram.privatecall import DiscardReason, PrivateCall
+from app.telegram.privatecall import PrivateCall
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +116,7 @@ class StasisApp:
 
     async def _reject(self, channel_id: str, code: int, reason: str) -> None:
         log.warning("call on channel %s refused with %d %s", channel_id, code, reason)
-        try:
-            await self.ari.request("POST", f"/channels/{channel_id}/continue",
-                                   params={"context": "tgtrunk-reject", "extension": str(code), "priority": 1})
-        except AriError:
-            pass
+        await reject_channel(self.ari, channel_id, code)
 
     # Telegram -> SIP ---------------------------------------------------------------------------
     async def on_telegram_call(self, handle: AccountHandle, call: PrivateCall) -> None:
@@ -129,9 +125,14 @@ class StasisApp:
             key=lambda line: -line.priority,
         )
         line = next((l for l in candidates if l.max_calls is None or self.active_per_line[l.name] < l.max_calls), None)
-        if line is None:
-            log.warning("Telegram call from %s refused: account %s has no line with a free slot", call.peer.id, handle.name)
-            await call.hangup(DiscardReason.BUSY)
+        if call.from_gateway or line is None:
+            refusal = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name if line else None)
+            if call.from_gateway:
+                await refusal.refuse(call, 482, "Caller has active gateway accounts")
+            elif candidates:
+                await refusal.refuse(call, 503, "no free lines")
+            else:
+                await refusal.refuse(call, 503, f"SIP account is unavailable (no line serves account {handle.name})")
             return
         key = str(next(self._keys))
         session = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name)

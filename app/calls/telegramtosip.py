@@ -46,13 +46,18 @@ class TelegramToSip(CallSession):
         self.sip_cause = cause
         self.sip_gone.set()
 
+    async def refuse(self, call: PrivateCall, code: int, reason: str) -> None:
+        """Refused before any line is tried: discard, tell the caller in the chat, record it."""
+        self.tg_call = call
+        log.warning("Telegram call from %s refused: %d %s", call.peer.id, code, reason)
+        await self._refuse_telegram(Reject(code, reason))
+        await self.close(code, reason)
+
     async def run(self, call: PrivateCall, line: Line, key: str, registered: bool) -> None:
         self.tg_call = call
         self.record.dialled = line.pbx_number
         code, reason = 200, "normal clearing"
         try:
-            if call.from_gateway:
-                raise Reject(482, "Caller has active gateway accounts")
             if not line.pbx_number and line.mode is not LineMode.REGISTER:
                 raise Reject(503, f"line {line.name} has no number on PBX (--pbx-number)")
             if line.mode is LineMode.REGISTER and not registered:
@@ -63,13 +68,7 @@ class TelegramToSip(CallSession):
             self.answered = True
             self.record.answered_at = utcnow()
             await self.connect_media()
-            side = await self.until_either_ends()
-            if side == "sip":
-                await self.hang_up_telegram(DiscardReason.HANGUP)
-                reason = "SIP side hung up"
-            else:
-                await self.hang_up_sip()
-                reason = "Telegram side hung up"
+            reason = await self.talk()
         except Reject as exc:
             code, reason = exc.code, exc.reason
             await self.hang_up_sip()

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import fields as dataclass_fields
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,15 +23,6 @@ from app.store.line import Line, LineStatus
 log = logging.getLogger(__name__)
 
 SimCall = Callable[[str], Awaitable[None]]
-
-
-def admin_token(path: Path) -> str:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
 
 
 def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall | None) -> web.Application:

@@ -90,3 +90,25 @@ async def test_pbx_extension_rings_with_templated_caller_id_and_pbx_hangs_up(sim
     finally:
         events.cancel()
         await pbx.stop()
+
+
+async def test_call_from_another_gateway_account_is_refused_with_482(sim_gateway):
+    from app.telegram.account import TelegramAccount
+    from app.telegram.sim import SimClient
+
+    await sim_gateway.add_line("office", username="pbx1", password="pw", pbx_number="100", account="main")
+    other_user = sim_gateway.network.add_user("+15550008888", "Second", username="second_gw")
+    other = TelegramAccount(SimClient("second", sim_gateway.network, user_id=other_user.id), ring_timeout=4.0)
+    await other.start()
+    try:
+        sim_gateway.gateway.accounts.add("second", other)  # both accounts are gateways of this installation
+        sim_gateway.gateway.stasis.attach_accounts()
+        call = await other.call(GATEWAY_PHONE)
+        end = await asyncio.wait_for(call.ended, 10)
+        assert end.by_peer and not end.answered
+        record = await sim_gateway.wait_record()
+        assert (record.direction, record.result_code, record.reason) == (
+            "telegram-to-sip", 482, "Caller has active gateway accounts")
+    finally:
+        sim_gateway.gateway.accounts.handles.pop("second", None)
+        await other.stop()
