@@ -300,11 +300,15 @@ class PrivateCall:
         try:
             await self.account.invoke(raw.functions.phone.SendSignalingData(peer=self.input_call(), data=data))
         except Exception as exc:  # noqa: BLE001
-            log.warning("SendSignalingData for %s failed: %s", self, exc)
+            if not self.ended.done():  # after the end, Telegram refusing late signaling is expected
+                log.warning("SendSignalingData for %s failed: %s", self, exc)
 
     async def _on_signaling_update(self, data: bytes) -> None:
         if self._media_started and not self.ended.done():
-            await self.account.endpoint.signal(self.peer.id, data)
+            try:
+                await self.account.endpoint.signal(self.peer.id, data)
+            except ntgcalls.ConnectionNotFound:
+                pass  # the call ended while this signaling was on its way
 
     def _on_connection(self, state: ntgcalls.ConnectionState) -> None:
         if state == ntgcalls.ConnectionState.CONNECTED and not self._connected.done():
