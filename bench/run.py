@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import secrets
 import shutil
@@ -242,7 +243,7 @@ class Bench:
 
         answered = [r for r in records if r["answered_at"]]
         heard = [sim_after[k] - sim_before.get(k, 0) for k in sim_after if sim_after[k] > sim_before.get(k, 0)]
-        median = lambda xs: statistics.median(xs) if xs else 0.0  # noqa: E731
+        median = lambda xs: statistics.median(xs) if xs else math.nan  # noqa: E731
         return Row(
             calls=n, connected=connected,
             gw_cpu_per_call=per_call(self.gw_pid), ast_cpu_per_call=per_call(self.ast_pid),
@@ -252,9 +253,9 @@ class Bench:
             setup_request_ms=median([r["setup_ms"] for r in records if r["setup_ms"] is not None]),
             setup_200_ms=median([(self.answered[c] - started[c]) * 1000 for c in self.answered if c in started]),
             to_tg_p50_us=median([r["delay_to_telegram_p50_us"] for r in answered]),
-            to_tg_p99_us=max([r["delay_to_telegram_p99_us"] for r in answered], default=0.0),
+            to_tg_p99_us=max([r["delay_to_telegram_p99_us"] for r in answered], default=math.nan),
             to_sip_p50_us=median([r["delay_to_sip_p50_us"] for r in answered]),
-            to_sip_p99_us=max([r["delay_to_sip_p99_us"] for r in answered], default=0.0),
+            to_sip_p99_us=max([r["delay_to_sip_p99_us"] for r in answered], default=math.nan),
             frames_per_s=median([h / elapsed for h in heard]),
         )
 
@@ -286,6 +287,7 @@ TABLE_HEAD = (
 def row_text(r: Row) -> str:
     if r.connected == 0:
         return f"| {r.calls} | 0 | — | — | — | — | — | — | — | — | — | — |"
+    # "nan" where a figure was not collected (no call record came back in time): shown as such
     return (f"| {r.calls} | {r.connected} | {r.gw_cpu_per_call:.2f} | {r.ast_cpu_per_call:.2f} | {r.sim_cpu_per_call:.2f} "
             f"| {r.gw_rss_per_call_mb:.2f} | {r.lost}/{r.late} | {r.setup_request_ms:.1f} | {r.setup_200_ms:.0f} "
             f"| {r.to_tg_p50_us:.0f}/{r.to_tg_p99_us:.0f} | {r.to_sip_p50_us:.0f}/{r.to_sip_p99_us:.0f} "
