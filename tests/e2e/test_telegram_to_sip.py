@@ -112,3 +112,52 @@ async def test_call_from_another_gateway_account_is_refused_with_482(sim_gateway
     finally:
         sim_gateway.gateway.accounts.handles.pop("second", None)
         await other.stop()
+
+
+PBX_IP_PEER = """
+[global]
+type = global
+[pbx-transport]
+type = transport
+protocol = udp
+bind = 127.0.0.8:{port}
+[gateway]
+type = endpoint
+transport = pbx-transport
+context = from-tgtrunk
+disallow = all
+allow = alaw,ulaw
+[gateway]
+type = identify
+endpoint = gateway
+match = 127.0.0.1
+"""
+PBX_HEADER_EXTENSIONS = """
+[general]
+static = yes
+[from-tgtrunk]
+exten => _X.,1,Stasis(pbx,${EXTEN},${PJSIP_HEADER(read,X-Trunk)})
+"""
+
+
+async def test_ip_line_sends_calls_to_its_host_with_extra_headers(sim_gateway, sim_phone, asterisk_install):
+    port = free_port("127.0.0.8")
+    await sim_gateway.add_line("sbc", mode="ip", host=f"127.0.0.8:{port}", pbx_number="200",
+                               headers=("X-Trunk: telegram",))
+    dora = await sim_phone("dora", Behaviour(record=False))
+    pbx = PbxAsterisk(asterisk_install, PBX_IP_PEER.format(port=port), extensions_conf=PBX_HEADER_EXTENSIONS)
+    await pbx.start()
+    ringing: asyncio.Future[AriEvent] = asyncio.get_running_loop().create_future()
+    pbx.ari.on("StasisStart", lambda event: ringing.done() or ringing.set_result(event))
+    events = asyncio.create_task(pbx.ari.run_events())
+    try:
+        await asyncio.wait_for(pbx.ari.connected.wait(), 10)
+        call = await dora.call(GATEWAY_PHONE)
+        event = await asyncio.wait_for(ringing, 15)
+        assert event["args"] == ["200", "telegram"]  # the number on the PBX and the line's extra header
+        await pbx.ari.request("DELETE", f"/channels/{event['channel']['id']}", params={"reason": "busy"})
+        end = await asyncio.wait_for(call.ended, 10)
+        assert not end.answered
+    finally:
+        events.cancel()
+        await pbx.stop()
