@@ -94,11 +94,6 @@ class Gateway:
         return await self.instance.rx("pjsip show registrations")
 
     async def start_telegram(self) -> None:
-        from app.telegram.endpoint import cpu_has_avx2
-
-        if not cpu_has_avx2():
-            log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); "
-                        "audio calls usually work, but run the gateway on an AVX2 machine if it does")
         if self.settings.telegram_sim and not self.accounts.handles:
             await self._connect_external_sim(self.settings.telegram_sim)
         if not self.accounts.handles:

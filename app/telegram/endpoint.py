@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,9 @@ class Endpoint:
             log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); calls are audio-only")
         self.ntg = ntgcalls.NTgCalls()
         self._media: dict[int, CallMedia] = {}
+        # Frames from NTgCalls' threads wait here; one loop wake-up delivers all that arrived meanwhile.
+        self._frames: list[tuple[int, bytes, float]] = []
+        self._frames_lock = threading.Lock()
         self.ntg.on_signaling_data(self._signaling_cb)
         self.ntg.on_connection_change(self._connection_cb)
         self.ntg.on_frames(self._frames_cb)
@@ -92,8 +96,24 @@ class Endpoint:
         if mode != ntgcalls.StreamMode.PLAYBACK:
             return
         pcm = b"".join(bytes(f.data) for f in frames)
-        if pcm:
-            self._post(peer_id, "on_frame", (pcm, time.perf_counter()))
+        if not pcm:
+            return
+        with self._frames_lock:
+            self._frames.append((peer_id, pcm, time.perf_counter()))
+            if len(self._frames) > 1:
+                return  # a delivery is already scheduled and will take this frame too
+        try:
+            self.loop.call_soon_threadsafe(self._deliver_frames)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _deliver_frames(self) -> None:
+        with self._frames_lock:
+            batch, self._frames = self._frames, []
+        for peer_id, pcm, posted_at in batch:
+            media = self._media.get(peer_id)
+            if media is not None:
+                media.on_frame((pcm, posted_at))
 
     def _post(self, peer_id: int, sink: str, value: object) -> None:
         try:
