@@ -111,8 +111,13 @@ class CallSession:
 
     # Events from the Telegram side -------------------------------------------------------------
     async def on_chat_message(self, text: str) -> bool:
-        """Digits the Telegram user types in the chat during the call become DTMF on the SIP side."""
-        if not (self.handle and self.handle.dtmf_in and self.answered and self.sip_channel_id):
+        """Digits the Telegram user types in the chat during the call become DTMF on the SIP side.
+
+        The keypad follows the reference's session settings: DTMF In for calls from Telegram to the PBX,
+        DTMF Out for calls from the PBX to Telegram."""
+        if not (self.handle and self.answered and self.sip_channel_id):
+            return False
+        if not (self.handle.dtmf_in if self.direction == "telegram-to-sip" else self.handle.dtmf_out):
             return False
         digits = text.strip().replace(" ", "")
         if not DTMF_DIGITS.match(digits):
