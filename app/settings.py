@@ -70,10 +70,6 @@ class Settings:
     telegram_sim: str | None = None  # HOST:PORT of a simulated network in its own process
 
     @property
-    def asterisk_dir(self) -> Path:
-        return self.data_dir / "asterisk"
-
-    @property
     def secret_key_path(self) -> Path:
         return self.data_dir / "secret.key"
 

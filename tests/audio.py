@@ -1,4 +1,4 @@
-"""Audio measurements for tests: tone generation, dominant frequency and level of received PCM."""
+"""Measure what a listener would: tone generation, the dominant frequency and the level of received PCM."""
 
 from __future__ import annotations
 
@@ -27,3 +27,8 @@ def dominant_frequency(pcm: bytes, rate: int = RATE, dtype: str = "<i2") -> floa
 def rms_dbfs(pcm: bytes, dtype: str = "<i2") -> float:
     samples = np.frombuffer(pcm, dtype=dtype).astype(np.float64) / 32768
     return 20 * np.log10(np.sqrt(np.mean(samples**2)) + 1e-12)
+
+
+def level_dbfs(pcm: bytes) -> float:
+    """RMS level relative to a full-scale sine's RMS (a -12 dBFS tone measures -12)."""
+    return rms_dbfs(pcm) + 20 * float(np.log10(np.sqrt(2)))

@@ -31,7 +31,6 @@ class AriClient:
         self._headers = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._session: aiohttp.ClientSession | None = None
         self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
-        self._connect_handlers: list[Callable[[], Awaitable[None] | None]] = []
         self.connected = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -82,10 +81,6 @@ class AriClient:
     def on(self, event_type: str, handler: EventHandler) -> None:
         self._handlers[event_type].append(handler)
 
-    def on_connect(self, handler: Callable[[], Awaitable[None] | None]) -> None:
-        """Called each time the events websocket (re)connects: the moment to resync state."""
-        self._connect_handlers.append(handler)
-
     async def run_events(self) -> None:
         """Keep the events websocket open for as long as the task runs, reconnecting on loss."""
         url = self.base_url.replace("http://", "ws://") + "/events"
@@ -97,8 +92,6 @@ class AriClient:
                     delay = 0.2
                     self.connected.set()
                     log.info("ARI events connected")
-                    for handler in self._connect_handlers:
-                        await _maybe_await(handler())
                     async for message in ws:
                         if message.type is aiohttp.WSMsgType.TEXT:
                             self._dispatch(message.json())
@@ -126,11 +119,6 @@ class AriClient:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("ARI event handler failed", exc_info=task.exception())
-
-
-async def _maybe_await(value: Awaitable[None] | None) -> None:
-    if inspect.isawaitable(value):
-        await value
 
 
 def _param(value: Any) -> str:

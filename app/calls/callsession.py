@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -216,7 +215,3 @@ def ended_code(exc: CallEnded) -> tuple[int, str]:
     if end.error is not None:
         return end.error.sip_code, end.error.reason
     return end.sip_code, reasons.get(end.sip_code, end.reason.value)
-
-
-def monotonic_ms(since: float) -> float:
-    return (time.monotonic() - since) * 1000

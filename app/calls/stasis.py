@@ -99,8 +99,7 @@ class StasisApp:
             return
         handle = self.accounts.for_line(line)
         session = SipToTelegram(self.ari, self.db, APP_NAME, handle, line.name)
-        session.wait_in_stasis = self.wait_in_stasis
-        self._track(session, call.channel_id, line)
+        self._track(session, line, call.channel_id)
         if handle is None:
             log.warning("line %s has no running Telegram account (log one in with `tgtrunk account login`)", line.name)
         await self._run(session, session.run(line, call.dialled, call.channel_id, arrived), line)
@@ -136,13 +135,9 @@ class StasisApp:
             return
         key = str(next(self._keys))
         session = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name)
-        session.wait_in_stasis = self.wait_in_stasis
         self.originating[key] = session
-        self.active_per_line[line.name] += 1
-        handle.sessions.add(session)
+        self._track(session, line)  # its channel is bound when the originate returns
         registered = await self._registered(line)
-
-        session.channels = self.by_channel
         try:
             await self._run(session, session.run(call, line, key, registered), line)
         finally:
@@ -171,10 +166,12 @@ class StasisApp:
             session.on_sip_dtmf(event["digit"])
 
     # Bookkeeping -------------------------------------------------------------------------------
-    def _track(self, session: CallSession, channel_id: str, line: Line) -> None:
+    def _track(self, session: CallSession, line: Line, channel_id: str | None = None) -> None:
         # Counted before the first await, so parallel attempts see an exact count.
         session.channels = self.by_channel
-        session.bind_channel(channel_id)
+        session.wait_in_stasis = self.wait_in_stasis
+        if channel_id is not None:
+            session.bind_channel(channel_id)
         self.active_per_line[line.name] += 1
         if session.handle:
             session.handle.sessions.add(session)

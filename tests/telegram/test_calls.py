@@ -9,7 +9,7 @@ from app.telegram.endpoint import SAMPLE_RATE
 from app.telegram.privatecall import TICK_BYTES, CallEnded, CallState, DiscardReason, PrivateCall
 from app.telegram.sim import Behaviour, SimNetwork, Tone
 
-from tests.telegram.audio import dominant_hz, level_dbfs
+from tests.audio import dominant_frequency, level_dbfs
 from tests.telegram.conftest import RING_TIMEOUT, PhoneFactory
 
 ONE_SECOND = SAMPLE_RATE * 2  # bytes of one second of mono s16le
@@ -47,7 +47,7 @@ class Recorder:
 
 def assert_tone(pcm: bytes, hz: float, dbfs: float) -> None:
     last_second = bytes(pcm[-ONE_SECOND:])
-    measured = dominant_hz(last_second)
+    measured = dominant_frequency(last_second)
     assert abs(measured - hz) <= 0.02 * hz, f"heard {measured:.1f} Hz, sent {hz} Hz"
     level = level_dbfs(last_second)
     print(f"heard {measured:.2f} Hz at {level:.2f} dBFS (sent {hz} Hz at {dbfs} dBFS)")
