@@ -138,15 +138,21 @@ class Gateway:
 
     async def start_web(self) -> None:
         token = secret_file(self.settings.data_dir / "admin-token")
-        sim_call = self.demo.call_gateway if self.demo is not None else None
-        self._web = web.AppRunner(build_app(self.db, token, self.status, sim_call), access_log=None)
+        self._web = web.AppRunner(build_app(self.db, token, self.status, self._sim_call), access_log=None)
         await self._web.setup()
         bind = self.settings.http_bind
         await web.TCPSite(self._web, bind.host, bind.port).start()
 
+    async def _sim_call(self, user: str) -> None:
+        if self.demo is None:
+            raise LookupError("the gateway is not running with --simulate-telegram")
+        await self.demo.call_gateway(user)
+
     async def run(self, stop: asyncio.Event) -> None:
-        await self.start_telegram()
+        # The admin API's listening socket is opened before NTgCalls starts: a socket opened right after it
+        # was seen to stop listening now and then (see docs/decisions.md).
         await self.start_web()
+        await self.start_telegram()
         await self.supervisor.start()
         self._tasks = [
             asyncio.create_task(self.supervisor.watch(), name="asterisk-supervisor"),

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SimCall = Callable[[str], Awaitable[None]]
 
 
-def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall | None) -> web.Application:
+def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall) -> web.Application:
     @web.middleware
     async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -86,13 +86,13 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
 
     @routes.post("/api/sim/call")
     async def post_sim_call(request: web.Request) -> web.Response:
-        if sim_call is None:
-            raise web.HTTPConflict(text="the gateway is not running with --simulate-telegram\n")
         user = (await request.json()).get("user", "")
         try:
             await sim_call(user)
         except KeyError:
             raise web.HTTPNotFound(text=f"no simulated user {user!r}\n") from None
+        except LookupError as exc:
+            raise web.HTTPConflict(text=f"{exc}\n") from None
         return web.json_response({"calling": user}, status=202)
 
     app.add_routes(routes)
