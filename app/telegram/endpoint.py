@@ -71,6 +71,8 @@ class Endpoint:
         # Frames from NTgCalls' threads wait here; one loop wake-up delivers all that arrived meanwhile.
         self._frames: list[tuple[int, bytes, float]] = []
         self._frames_lock = threading.Lock()
+        self._pushing: dict[int, set[asyncio.Future[object]]] = {}
+        self._stopping: set[int] = set()
         self.ntg.on_signaling_data(self._signaling_cb)
         self.ntg.on_connection_change(self._connection_cb)
         self.ntg.on_frames(self._frames_cb)
@@ -157,15 +159,27 @@ class Endpoint:
 
     def push_frame(self, peer_id: int, pcm: bytes) -> None:
         """Fire-and-forget `send_frame` for the pacer: no await per 10 ms frame."""
+        if peer_id in self._stopping:
+            return
         future = self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
-        future.add_done_callback(_swallow)
+        pending = self._pushing.setdefault(peer_id, set())
+        pending.add(future)
+        future.add_done_callback(lambda done: (pending.discard(done), _swallow(done)))
 
     async def stop(self, peer_id: int) -> None:
+        # NTgCalls runs each call on its own worker threads: a frame still being pushed while `stop`
+        # destroys the call can crash the process, so new frames are refused and in-flight ones awaited.
         self.detach(peer_id)
+        self._stopping.add(peer_id)
         try:
+            pending = self._pushing.pop(peer_id, set())
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
             await self.ntg.stop(peer_id)
         except ntgcalls.ConnectionNotFound:
             pass
+        finally:
+            self._stopping.discard(peer_id)
 
     async def close(self) -> None:
         for peer_id in list(self._media):
