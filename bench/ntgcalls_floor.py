@@ -1,0 +1,119 @@
+"""What NTgCalls alone costs per call leg, driven exactly as tgtrunk drives it: the floor under tgtrunk's CPU.
+
+    .venv/bin/python bench/ntgcalls_floor.py [--calls 10] [--seconds 15]
+
+N P2P calls over loopback between two `Endpoint`s (the gateway's own wrapper of one NTgCalls each) in this one
+process, no Telegram, no SIP, no RTP: each leg sends a tone in 10 ms external frames paced every 20 ms (as
+`PrivateCall` does) and receives the other leg's frames through the same batched callback tgtrunk uses.
+Prints this process's CPU (all threads, % of one core) per call leg and the frames each leg received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+import time
+from array import array
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import ntgcalls  # noqa: E402
+from pyrogram.crypto.prime import CURRENT_DH_PRIME  # noqa: E402
+
+from app.telegram.endpoint import FRAME_10MS, SAMPLE_RATE, CallMedia, Endpoint, protocol  # noqa: E402
+
+DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
+
+
+def tone(hz: float, seconds: float) -> bytes:
+    n = int(SAMPLE_RATE * seconds)
+    return array("h", (int(8000 * math.sin(2 * math.pi * hz * i / SAMPLE_RATE)) for i in range(n))).tobytes()
+
+
+class Leg:
+    """One side of one call: its endpoint, its peer id there, frames heard and connection state."""
+
+    def __init__(self, endpoint: Endpoint, peer_id: int, other: "Endpoint") -> None:
+        self.endpoint, self.peer_id, self.other = endpoint, peer_id, other
+        self.heard = 0
+        self.connected = asyncio.get_running_loop().create_future()
+        endpoint.attach(peer_id, CallMedia(self._signal, self._state, self._frame))
+
+    def _signal(self, data: bytes) -> None:
+        asyncio.ensure_future(self.other.signal(self.peer_id, data))
+
+    def _state(self, state: ntgcalls.ConnectionState) -> None:
+        if state == ntgcalls.ConnectionState.CONNECTED and not self.connected.done():
+            self.connected.set_result(None)
+
+    def _frame(self, frame: tuple[bytes, float]) -> None:
+        self.heard += len(frame[0]) // FRAME_10MS
+
+
+async def connect(caller: Leg, callee: Leg) -> None:
+    """The P2P handshake Telegram's servers would relay (FACTS.md), caller first."""
+    a, b, peer = caller.endpoint, callee.endpoint, caller.peer_id
+    await a.create(peer)
+    await b.create(peer)
+    g_a_hash = await a.init_exchange(peer, 3, DH_P, os.urandom(256), None)
+    g_b = await b.init_exchange(peer, 3, DH_P, os.urandom(256), g_a_hash)
+    auth = await a.exchange_keys(peer, g_b, 0)
+    await b.exchange_keys(peer, bytes(auth.g_a_or_b), auth.key_fingerprint)
+    versions = list(protocol().library_versions)
+    await asyncio.gather(a.connect(peer, [], versions, True, None), b.connect(peer, [], versions, True, None))
+    await a.attach_playback(peer)
+    await b.attach_playback(peer)
+    await asyncio.wait_for(asyncio.gather(caller.connected, callee.connected), 20)
+
+
+def cpu_seconds() -> float:
+    return time.process_time()
+
+
+async def run(calls: int, seconds: float) -> None:
+    gateway, users = Endpoint(), Endpoint()
+    legs: list[Leg] = []
+    for peer_id in range(1, calls + 1):
+        caller, callee = Leg(gateway, peer_id, users), Leg(users, peer_id, gateway)
+        await connect(caller, callee)
+        legs += [caller, callee]
+    print(f"{calls} calls connected ({len(legs)} legs)", file=sys.stderr)
+    audio = tone(1000, 1.0)
+    tick = 2 * FRAME_10MS
+    loop = asyncio.get_running_loop()
+    cpu0, wall0 = cpu_seconds(), time.monotonic()
+    heard0 = [leg.heard for leg in legs]
+    next_at, offset = loop.time(), 0
+    while time.monotonic() - wall0 < seconds:
+        chunk = audio[offset : offset + tick]
+        offset = (offset + tick) % (len(audio) - tick)
+        for leg in legs:
+            leg.endpoint.push_frame(leg.peer_id, chunk[:FRAME_10MS])
+            leg.endpoint.push_frame(leg.peer_id, chunk[FRAME_10MS:])
+        next_at += 0.020
+        await asyncio.sleep(max(next_at - loop.time(), 0.0))
+    wall = time.monotonic() - wall0
+    cpu = cpu_seconds() - cpu0
+    frames = sorted((leg.heard - h0) / wall for leg, h0 in zip(legs, heard0))
+    print(f"calls={calls} legs={len(legs)} seconds={wall:.1f}: CPU {100 * cpu / wall:.1f} % of one core, "
+          f"{100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
+          f"{frames[len(frames) // 2]:.1f}, lowest {frames[0]:.1f} (of 100)")
+    await gateway.close()
+    await users.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    asyncio.run(run(args.calls, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
