@@ -81,7 +81,7 @@ class CallSession:
         relay = await self.media.open(self.sip_channel_id)
         call = self.tg_call
         relay.on_pcm = call.push_audio
-        call.on_audio = lambda pcm: relay.send_pcm(pcm, call.frame_posted_at)
+        call.on_audio_direct = relay.send_pcm  # on NTgCalls' thread: the relay's sending is thread-safe
 
     # Events from the SIP side ------------------------------------------------------------------
     def on_sip_hangup(self) -> None:

@@ -1,9 +1,13 @@
 """RtpRelay: one UDP socket per call between Asterisk's externalMedia channel and NTgCalls.
 
-Asterisk sends slin16 (big-endian) in 20 ms RTP packets; NTgCalls takes and gives little-endian PCM
+Asterisk sends slin (8 kHz, big-endian) in 20 ms RTP packets; NTgCalls takes and gives little-endian PCM
 frames. Each packet from Asterisk is byte-swapped and handed on at once; each frame from Telegram goes
 out at once as its own RTP packet (10 ms frames make 10 ms packets), so the relay adds no buffering.
 When Telegram sends nothing, a shared 20 ms clock sends silence so Asterisk's side never starves.
+
+Sending is thread-safe: frames from Telegram are sent on NTgCalls' own thread, straight from its callback,
+so audio towards SIP never waits for the event loop; the silence clock runs on the loop. Both send through
+the relay's own socket under one lock (the asyncio transport is only used for receiving).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import sys
+import threading
 import time
 import weakref
 from array import array
@@ -44,6 +50,7 @@ class MediaCounters:
     jitter_ms: float = 0.0
     silence_out: int = 0
     bad_in: int = 0
+    send_errors: int = 0
     # Time tgtrunk holds audio, in microseconds: RTP received -> handed to NTgCalls, and
     # NTgCalls' frame callback -> RTP sent. Kept per packet, summarised as percentiles.
     delay_to_telegram_us: list[float] = field(default_factory=list)
@@ -66,6 +73,8 @@ class RtpRelay(asyncio.DatagramProtocol):
         self.remote: tuple[str, int] | None = None
         self.local_port = 0
         self._transport: asyncio.DatagramTransport | None = None
+        self._socket: socket.socket | None = None  # for sending, from any thread, under _send_lock
+        self._send_lock = threading.Lock()
         self._ssrc = random.getrandbits(32)
         self._sequence = random.getrandbits(16)
         self._timestamp = random.getrandbits(32)
@@ -77,14 +86,24 @@ class RtpRelay(asyncio.DatagramProtocol):
 
     async def open(self, host: str = "127.0.0.1") -> int:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, 0))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, 0))
+            sock.setblocking(False)
+            transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         self._transport = transport  # type: ignore[assignment]
-        self.local_port = transport.get_extra_info("sockname")[1]
+        self._socket = sock
+        self.local_port = sock.getsockname()[1]
         MediaClock.shared().add(self)
         return self.local_port
 
     def close(self) -> None:
         MediaClock.shared().remove(self)
+        with self._send_lock:  # a frame being sent on NTgCalls' thread finishes first; later ones see None
+            self._socket = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -126,18 +145,25 @@ class RtpRelay(asyncio.DatagramProtocol):
 
     # To Asterisk ------------------------------------------------------------------------------
     def send_pcm(self, pcm: bytes, posted_at: float | None = None) -> None:
-        """Little-endian PCM from Telegram (10 or 20 ms) goes out at once as one RTP packet.
+        """Little-endian PCM from Telegram (10 or 20 ms) goes out at once as one RTP packet; any thread.
 
         `posted_at` (perf_counter) is when NTgCalls handed the frame over, for the delay figures."""
-        self._send(swap16(pcm), len(pcm) // 2)
+        payload = swap16(pcm)
+        with self._send_lock:
+            self._send(payload, len(pcm) // 2)
         if posted_at:
             self.counters.delay_to_sip_us.append((time.perf_counter() - posted_at) * 1e6)
 
     def _send(self, payload: bytes, samples: int) -> None:
-        if self._transport is None or self.remote is None:
+        """One RTP packet; the caller holds `_send_lock`."""
+        sock, remote = self._socket, self.remote
+        if sock is None or remote is None:
             return
         header = RtpHeader(self.payload_type, self._sequence, self._timestamp, self._ssrc, self._marker)
-        self._transport.sendto(pack_header(header) + payload, self.remote)
+        try:
+            sock.sendto(pack_header(header) + payload, remote)
+        except OSError:  # socket buffer full or Asterisk's port gone: this packet is lost, the stream goes on
+            self.counters.send_errors += 1
         self._marker = False
         self._sequence = (self._sequence + 1) & 0xFFFF
         self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
@@ -147,8 +173,9 @@ class RtpRelay(asyncio.DatagramProtocol):
     def tick(self, now: float) -> None:
         """Called every 20 ms: when Telegram has been quiet for a packet's time, send silence."""
         if now - self._last_sent >= PACKET_MS / 1000 * 1.5:
-            self.counters.silence_out += 1
-            self._send(self.silence, len(self.silence) // 2)
+            with self._send_lock:
+                self.counters.silence_out += 1
+                self._send(self.silence, len(self.silence) // 2)
 
 
 class MediaClock:

@@ -1,7 +1,9 @@
 """One NTgCalls instance shared by every call of one account, with its thread callbacks moved onto asyncio.
 
 NTgCalls raises its callbacks on its own threads; each is handed to the loop with `call_soon_threadsafe`
-and routed to the `CallMedia` registered for that peer id.
+and routed to the `CallMedia` registered for that peer id. Audio frames may skip the loop: a call whose
+`CallMedia.on_frame_direct` takes them gets them right on NTgCalls' thread (the gateway sends them on as
+RTP from there, so a busy loop never delays audio on its way to SIP).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class CallMedia:
     on_signaling: Callable[[bytes], None]
     on_state: Callable[[ntgcalls.ConnectionState], None]
     on_frame: Callable[[tuple[bytes, float]], None] = field(default=lambda _frame: None)  # (pcm, perf_counter)
+    # Called on NTgCalls' thread with (pcm, perf_counter); returns False to have the frame go to `on_frame`.
+    on_frame_direct: Callable[[bytes, float], bool] | None = None
 
 
 class Endpoint:
@@ -100,8 +104,12 @@ class Endpoint:
         pcm = b"".join(bytes(f.data) for f in frames)
         if not pcm:
             return
+        posted_at = time.perf_counter()
+        media = self._media.get(peer_id)
+        if media is not None and media.on_frame_direct is not None and media.on_frame_direct(pcm, posted_at):
+            return
         with self._frames_lock:
-            self._frames.append((peer_id, pcm, time.perf_counter()))
+            self._frames.append((peer_id, pcm, posted_at))
             if len(self._frames) > 1:
                 return  # a delivery is already scheduled and will take this frame too
         try:

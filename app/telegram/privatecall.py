@@ -109,7 +109,10 @@ class PrivateCall:
         self.id: int | None = None
         self.access_hash = 0
         self.from_gateway = False  # set for incoming calls from another gateway account (SIP 482)
-        self.on_audio: Callable[[bytes], None] | None = None  # 48 kHz mono s16le, 10 ms pieces
+        self.on_audio: Callable[[bytes], None] | None = None  # SAMPLE_RATE mono s16le, 10 ms pieces
+        # Takes audio instead of `on_audio`, on NTgCalls' own thread: (pcm, perf_counter when handed over).
+        # For a thread-safe, non-blocking sink that must not wait for the event loop (the RTP relay).
+        self.on_audio_direct: Callable[[bytes, float], None] | None = None
         self.audio_source: AudioSource | None = None  # pulled every 20 ms; defaults to send_frame's buffer
         self.connected_at: float | None = None
         loop = asyncio.get_running_loop()
@@ -120,7 +123,6 @@ class PrivateCall:
         self._g_a_hash = b""
         self._buffer = bytearray()
         self._live_until = 0.0
-        self.frame_posted_at = 0.0  # perf_counter() when NTgCalls handed over the frame now in on_audio
         self._tasks: set[asyncio.Task[None]] = set()
         self._media_started = False
         self._answered = False
@@ -273,7 +275,8 @@ class PrivateCall:
 
     async def _start_media(self) -> None:
         endpoint = self.account.endpoint
-        endpoint.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame))
+        endpoint.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
+                                                self._on_frame_direct))
         await endpoint.create(self.peer.id)
         self._media_started = True
         # NTgCalls wants an unbroken outbound stream from the start (silence when idle).
@@ -319,9 +322,16 @@ class PrivateCall:
             self._spawn(self.hangup(DiscardReason.DISCONNECT))
 
     def _on_frame(self, frame: tuple[bytes, float]) -> None:
-        pcm, self.frame_posted_at = frame
+        pcm = frame[0]
         if self.on_audio is not None:
             self.on_audio(pcm)
+
+    def _on_frame_direct(self, pcm: bytes, posted_at: float) -> bool:
+        sink = self.on_audio_direct  # read once: the loop may clear it meanwhile
+        if sink is None:
+            return False
+        sink(pcm, posted_at)
+        return True
 
     def _on_discarded(self, update: raw.types.PhoneCallDiscarded) -> None:
         reason = DiscardReason.from_tl(update.reason)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from app.media.relay import RtpRelay
+from app.media.relay import RtpRelay, swap16
 from app.media.rtp import RtpError, RtpHeader, pack_header, parse
 from tests.audio import dominant_frequency, rms_dbfs, tone
 
@@ -74,3 +75,49 @@ async def test_gaps_count_as_loss_and_silence_fills_a_quiet_telegram_side():
     finally:
         sender.close()
         receiver.close()
+
+
+async def test_frames_sent_from_another_thread_keep_one_clean_rtp_stream():
+    """NTgCalls hands frames over on its own thread; the relay sends them from there while the loop's media
+    clock may send silence: every packet must still be whole, in order, with no sequence number used twice."""
+    packets: list[tuple[RtpHeader, bytes]] = []
+    arrived = asyncio.Event()
+    frames = 300
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            header, payload = parse(data)
+            packets.append((header, bytes(payload)))
+            arrived.set()
+
+    async def until(condition) -> None:
+        while not condition():
+            arrived.clear()
+            await arrived.wait()
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    relay = RtpRelay(10, 8000)
+    await relay.open()
+    relay.remote = transport.get_extra_info("sockname")
+    frame = tone(1000, 0.01)
+
+    def ntgcalls_thread() -> None:
+        for i in range(frames):
+            relay.send_pcm(frame)
+            if i % 10 == 9:
+                time.sleep(0.035)  # quiet long enough for the media clock to step in with silence
+
+    try:
+        await asyncio.to_thread(ntgcalls_thread)
+        relay.close()
+        relay.send_pcm(frame)  # a frame still in flight after the call ended is dropped, not sent
+        await asyncio.wait_for(until(lambda: len(packets) == relay.counters.packets_out), 5)
+        sequences = [header.sequence for header, _ in packets]
+        assert sequences == [(sequences[0] + i) & 0xFFFF for i in range(len(sequences))]
+        payloads = [payload for _, payload in packets]
+        assert sum(1 for p in payloads if p == swap16(frame)) == frames
+        assert sum(1 for p in payloads if not any(p)) == relay.counters.silence_out > 0
+    finally:
+        relay.close()
+        transport.close()
