@@ -35,7 +35,7 @@ class SipToTelegram(CallSession):
             account = self.handle.account
             call = await account.call(telegram_target(target.kind.value, target.value))
             self.tg_call = call
-            self.record.setup_ms = round((time.perf_counter() - started) * 1000, 2)
+            self.record.setup_ms = round(((call.requested_at or time.perf_counter()) - started) * 1000, 2)
             log.info("line %s: %r -> Telegram %s, RequestCall sent after %.1f ms",
                      line.name, dialled, target, self.record.setup_ms)
             await self._ring_then_answer()

@@ -29,6 +29,7 @@ MessageCallback = Callable[[Peer, str], Awaitable[None] | None]
 _PHONE = re.compile(r"^\+?[0-9]{5,16}$")
 _USERNAME = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{2,31})$")
 ORPHAN_TTL_S = 10.0
+DH_CONFIG_MAX_AGE_S = 3600.0  # Telegram rarely changes its prime; a changed one is picked up within the hour
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class TelegramAccount:
         self.calls: dict[int, PrivateCall] = {}
         self._orphans: dict[int, list[tuple[float, object]]] = {}
         self._dh: tuple[int, bytes, int] | None = None  # g, p, version
+        self._dh_at = 0.0  # time.monotonic() when _dh was last confirmed
         self._handler: tuple[RawUpdateHandler, int] | None = None
 
     async def start(self) -> "TelegramAccount":
@@ -95,12 +97,19 @@ class TelegramAccount:
             raise call_error(exc) from exc
 
     async def dh_config(self) -> DhParams:
-        version = self._dh[2] if self._dh else 0
-        result = await self.invoke(raw.functions.messages.GetDhConfig(version=version, random_length=256))
-        if isinstance(result, raw.types.messages.DhConfig):
-            self._dh = (result.g, result.p, result.version)
+        """Telegram's DH generator and prime, asked once an hour, with 256 fresh random bytes from this machine.
+
+        Asking `messages.getDhConfig` for every call would put a round trip before each RequestCall; the
+        server's random bytes only add to the client's own entropy, and os.urandom is the kernel's CSPRNG.
+        """
+        if self._dh is None or time.monotonic() - self._dh_at > DH_CONFIG_MAX_AGE_S:
+            version = self._dh[2] if self._dh else 0
+            result = await self.invoke(raw.functions.messages.GetDhConfig(version=version, random_length=0))
+            if isinstance(result, raw.types.messages.DhConfig):
+                self._dh = (result.g, result.p, result.version)
+            self._dh_at = time.monotonic()
         assert self._dh is not None
-        return DhParams(self._dh[0], self._dh[1], result.random)
+        return DhParams(self._dh[0], self._dh[1], os.urandom(256))
 
     # --- targets ----------------------------------------------------------------------------------
 

@@ -115,6 +115,7 @@ class PrivateCall:
         self.on_audio_direct: Callable[[bytes, float], None] | None = None
         self.audio_source: AudioSource | None = None  # pulled every 20 ms; defaults to send_frame's buffer
         self.connected_at: float | None = None
+        self.requested_at: float | None = None  # perf_counter() when phone.RequestCall went out
         loop = asyncio.get_running_loop()
         self._ringing: asyncio.Future[None] = loop.create_future()
         self._accepted: asyncio.Future[None] = loop.create_future()
@@ -211,6 +212,7 @@ class PrivateCall:
             dh = await self.account.dh_config()
             await self._start_media()
             g_a_hash = await self.account.endpoint.init_exchange(self.peer.id, dh.g, dh.p, dh.random, None)
+            self.requested_at = time.perf_counter()
             result = await self.account.invoke(
                 raw.functions.phone.RequestCall(
                     user_id=self.peer.input_user(),
