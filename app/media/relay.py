@@ -24,11 +24,14 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hdrh.histogram import HdrHistogram
+
 from app.media.rtp import RtpError, RtpHeader, pack_header, parse
 
 log = logging.getLogger(__name__)
 
 PACKET_MS = 20
+MAX_DELAY_US = 60_000_000
 _SWAP = sys.byteorder == "little"  # host order is little-endian: swap to and from network order
 
 
@@ -52,15 +55,18 @@ class MediaCounters:
     bad_in: int = 0
     send_errors: int = 0
     # Time tgtrunk holds audio, in microseconds: RTP received -> handed to NTgCalls, and
-    # NTgCalls' frame callback -> RTP sent. Kept per packet, summarised as percentiles.
-    delay_to_telegram_us: list[float] = field(default_factory=list)
-    delay_to_sip_us: list[float] = field(default_factory=list)
+    # NTgCalls' frame callback -> RTP sent. Recorded per packet into fixed-size histograms (2 significant
+    # digits), so an hours-long call costs no more memory than a short one.
+    delay_to_telegram_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, MAX_DELAY_US, 2))
+    delay_to_sip_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, MAX_DELAY_US, 2))
 
     def percentile(self, which: str, q: float) -> float:
-        values = sorted(getattr(self, which))
-        if not values:
-            return 0.0
-        return values[min(len(values) - 1, int(q / 100 * len(values)))]
+        histogram: HdrHistogram = getattr(self, which)
+        return float(histogram.get_value_at_percentile(q)) if histogram.get_total_count() else 0.0
+
+
+def record_delay(histogram: HdrHistogram, seconds: float) -> None:
+    histogram.record_value(min(int(seconds * 1e6), MAX_DELAY_US))
 
 
 class RtpRelay(asyncio.DatagramProtocol):
@@ -121,7 +127,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         if self.on_pcm is not None and payload:
             started = time.perf_counter()
             self.on_pcm(swap16(payload))
-            self.counters.delay_to_telegram_us.append((time.perf_counter() - started) * 1e6)
+            record_delay(self.counters.delay_to_telegram_us, time.perf_counter() - started)
 
     def _count(self, header: RtpHeader, payload_len: int) -> None:
         counters = self.counters
@@ -152,7 +158,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         with self._send_lock:
             self._send(payload, len(pcm) // 2)
         if posted_at:
-            self.counters.delay_to_sip_us.append((time.perf_counter() - posted_at) * 1e6)
+            record_delay(self.counters.delay_to_sip_us, time.perf_counter() - posted_at)
 
     def _send(self, payload: bytes, samples: int) -> None:
         """One RTP packet; the caller holds `_send_lock`."""

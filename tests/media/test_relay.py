@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.media.relay import RtpRelay, swap16
+from app.media.relay import RtpRelay, record_delay, swap16
 from app.media.rtp import RtpError, RtpHeader, pack_header, parse
 from tests.audio import dominant_frequency, rms_dbfs, tone
 
@@ -121,3 +121,13 @@ async def test_frames_sent_from_another_thread_keep_one_clean_rtp_stream():
     finally:
         relay.close()
         transport.close()
+
+
+def test_delay_percentiles_come_from_a_fixed_size_histogram():
+    counters = RtpRelay(10, 8000).counters
+    for i in range(1, 1001):
+        record_delay(counters.delay_to_sip_us, i / 1e6)  # 1 .. 1000 us
+    record_delay(counters.delay_to_sip_us, 3600.0)  # an hour-long stall is clamped, not an error
+    assert counters.percentile("delay_to_sip_us", 50) == pytest.approx(500, rel=0.01)
+    assert counters.percentile("delay_to_sip_us", 99) == pytest.approx(990, rel=0.01)
+    assert counters.percentile("delay_to_telegram_us", 99) == 0.0
