@@ -68,6 +68,7 @@ class Settings:
     ban_window_s: float = 60.0
     ban_duration_s: float = 600.0
     telegram_sim: str | None = None  # HOST:PORT of a simulated network in its own process
+    max_calls: int | None = None  # concurrent calls the whole gateway takes (None: no limit); see bench/
 
     @property
     def secret_key_path(self) -> Path:
@@ -108,4 +109,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ban_window_s=float(_int(env, "TGTRUNK_BAN_WINDOW", 60)),
         ban_duration_s=float(_int(env, "TGTRUNK_BAN_SECONDS", 600)),
         telegram_sim=env.get("TGTRUNK_TELEGRAM_SIM") or None,
+        max_calls=_int(env, "TGTRUNK_MAX_CALLS", 0) or None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlmodel import select
@@ -22,8 +23,9 @@ class Accounts:
     def __init__(self) -> None:
         self.handles: dict[str, AccountHandle] = {}
 
-    def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True) -> AccountHandle:
-        handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out)
+    def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True,
+            max_calls: int | None = None) -> AccountHandle:
+        handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out, max_calls=max_calls)
         self.handles[name] = handle
         self._mark_gateways()
         return handle
@@ -55,7 +57,24 @@ class Accounts:
                 log.error("Telegram account %s did not start (%s); log in again with `tgtrunk account login %s`",
                           row.name, exc, row.name)
                 continue
-            self.add(row.name, account, dtmf_in=row.dtmf_in, dtmf_out=row.dtmf_out)
+            self.add(row.name, account, dtmf_in=row.dtmf_in, dtmf_out=row.dtmf_out, max_calls=row.max_calls)
+
+    def refresh_settings(self, db: Database) -> None:
+        """Session settings changed with `tgtrunk account settings` apply to the next call, no restart."""
+        with db.session() as session:
+            rows = {row.name: row for row in session.exec(select(TelegramAccountRow))}
+        for name, handle in self.handles.items():
+            row = rows.get(name)
+            if row is not None:
+                handle.dtmf_in, handle.dtmf_out, handle.max_calls = row.dtmf_in, row.dtmf_out, row.max_calls
+
+    async def watch_settings(self, db: Database, every_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)  # a polling period, like the line sync's
+            try:
+                await asyncio.to_thread(self.refresh_settings, db)
+            except Exception as exc:  # noqa: BLE001 - a locked or busy database is retried next period
+                log.debug("account settings not refreshed: %s", exc)
 
     async def stop(self) -> None:
         for handle in self.handles.values():

@@ -41,7 +41,9 @@ class AccountHandle:
     account: TelegramAccount
     dtmf_in: bool = True
     dtmf_out: bool = True
+    max_calls: int | None = None  # concurrent calls, both directions
     sessions: set["CallSession"] = field(default_factory=set)
+    active: int = 0  # calls counted against max_calls (kept by the Stasis app)
 
 
 class CallSession:

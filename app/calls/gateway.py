@@ -69,7 +69,7 @@ class Gateway:
             self.instance.log_dir / "security.log", self.db, self.lines.line_for_endpoint,
             settings.ban_threshold, settings.ban_window_s, settings.ban_duration_s,
         )
-        self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts)
+        self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts, settings.max_calls)
         self._tasks: list[asyncio.Task[None]] = []
         self._web: web.AppRunner | None = None
 
@@ -159,6 +159,7 @@ class Gateway:
             asyncio.create_task(self.ari.run_events(), name="ari-events"),
             asyncio.create_task(self.lines.run(self.supervisor.ready), name="line-sync"),
             asyncio.create_task(self.security.run(), name="security-log"),
+            asyncio.create_task(self.accounts.watch_settings(self.db), name="account-settings"),
         ]
         await asyncio.wait_for(self.ari.connected.wait(), 10)
         log.info(

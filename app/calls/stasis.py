@@ -44,14 +44,17 @@ class InboundCall:
 
 
 class StasisApp:
-    def __init__(self, ari: AriClient, db: Database, lines: LineSync, accounts: Accounts) -> None:
+    def __init__(self, ari: AriClient, db: Database, lines: LineSync, accounts: Accounts,
+                 max_calls: int | None = None) -> None:
         self.ari = ari
+        self.max_calls = max_calls  # the whole gateway's (TGTRUNK_MAX_CALLS)
         self.db = db
         self.lines = lines
         self.accounts = accounts
         self.by_channel: dict[str, CallSession] = {}
         self.originating: dict[str, TelegramToSip] = {}
         self.active_per_line: Counter[str] = Counter()
+        self.active = 0
         self._keys = itertools.count(1)
         self._in_stasis: dict[str, asyncio.Future[None]] = {}
         ari.on("StasisStart", self.on_stasis_start)
@@ -89,20 +92,43 @@ class StasisApp:
         line = self.lines.lines.get(call.line)
         log.info("call from line %s (caller %s) to %r", call.line, call.caller or "unknown", call.dialled)
         if line is None:
-            await self._reject(call.channel_id, 404, f"line {call.line} is not configured")
-            return
-        if line.max_calls is not None and self.active_per_line[line.name] >= line.max_calls:
-            await self._reject(call.channel_id, 503, f"no free lines: {line.name} allows {line.max_calls} calls")
-            return
-        if not await self._registered(line):
-            await self._reject(call.channel_id, 405, "REGISTER is required first")
+            await self._refuse_sip(call, None, 404, f"line {call.line} is not configured")
             return
         handle = self.accounts.for_line(line)
+        full = self._no_room(line, handle)
+        if full:
+            await self._refuse_sip(call, handle, 503, full)
+            return
         session = SipToTelegram(self.ari, self.db, APP_NAME, handle, line.name)
-        self._track(session, line, call.channel_id)
+        self._track(session, line, call.channel_id)  # the call holds its place from here, before any await
         if handle is None:
             log.warning("line %s has no running Telegram account (log one in with `tgtrunk account login`)", line.name)
-        await self._run(session, session.run(line, call.dialled, call.channel_id, arrived), line)
+        await self._run(session, self._sip_to_telegram(session, line, call, arrived), line)
+
+    async def _sip_to_telegram(self, session: SipToTelegram, line: Line, call: InboundCall, arrived: float) -> None:
+        if not await self._registered(line):
+            session.record.dialled = call.dialled
+            await self._reject(call.channel_id, 405, "REGISTER is required first")
+            await session.close(405, "REGISTER is required first")
+            return
+        await session.run(line, call.dialled, call.channel_id, arrived)
+
+    async def _refuse_sip(self, call: InboundCall, handle: AccountHandle | None, code: int, reason: str) -> None:
+        """Refused before a session starts; still a call record, like every other call."""
+        session = SipToTelegram(self.ari, self.db, APP_NAME, handle, call.line)
+        session.record.dialled = call.dialled
+        await self._reject(call.channel_id, code, reason)
+        await session.close(code, reason)
+
+    def _no_room(self, line: Line, handle: AccountHandle | None) -> str | None:
+        """Why one more call does not fit (the reason of the 503), or None when it does."""
+        if line.max_calls is not None and self.active_per_line[line.name] >= line.max_calls:
+            return f"no free lines: {line.name} allows {line.max_calls} calls"
+        if handle is not None and handle.max_calls is not None and handle.active >= handle.max_calls:
+            return f"no free lines: account {handle.name} allows {handle.max_calls} calls"
+        if self.max_calls is not None and self.active >= self.max_calls:
+            return f"gateway at capacity: TGTRUNK_MAX_CALLS={self.max_calls}"
+        return None
 
     async def _registered(self, line: Line) -> bool:
         if line.mode.value != "register":
@@ -123,13 +149,13 @@ class StasisApp:
             (line for line in self.lines.lines.values() if self.accounts.for_line(line) is handle),
             key=lambda line: -line.priority,
         )
-        line = next((l for l in candidates if l.max_calls is None or self.active_per_line[l.name] < l.max_calls), None)
+        line = next((l for l in candidates if self._no_room(l, handle) is None), None)
         if call.from_gateway or line is None:
             refusal = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name if line else None)
             if call.from_gateway:
                 await refusal.refuse(call, 482, "Caller has active gateway accounts")
             elif candidates:
-                await refusal.refuse(call, 503, "no free lines")
+                await refusal.refuse(call, 503, self._no_room(candidates[0], handle) or "no free lines")
             else:
                 await refusal.refuse(call, 503, f"SIP account is unavailable (no line serves account {handle.name})")
             return
@@ -173,8 +199,10 @@ class StasisApp:
         if channel_id is not None:
             session.bind_channel(channel_id)
         self.active_per_line[line.name] += 1
+        self.active += 1
         if session.handle:
             session.handle.sessions.add(session)
+            session.handle.active += 1
 
     async def _run(self, session: CallSession, work, line: Line) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.ensure_future(work)
@@ -185,5 +213,8 @@ class StasisApp:
             log.exception("call on line %s failed", line.name)
         finally:
             self.active_per_line[line.name] -= 1
+            self.active -= 1
+            if session.handle:
+                session.handle.active -= 1
             if session.sip_channel_id:
                 self.by_channel.pop(session.sip_channel_id, None)

@@ -68,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{option}", dest=flag, action="store_true", default=None, help=f"{helps[flag]} (--no-{option}: off)")
         p.add_argument(f"--no-{option}", dest=flag, action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--autoreply", metavar="TEXT", help="text sent in reply to every message ('' turns it off)")
+    p.add_argument("--max-calls", type=int, metavar="N",
+                   help="concurrent calls on this account, both directions (0: no limit); more are refused with 503")
     p.set_defaults(handler=_lazy("cmd_settings"))
 
 

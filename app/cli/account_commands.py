@@ -148,6 +148,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for flag in SETTING_FLAGS:
         _say(f"{flag.replace('_', '-') + ':':<12} {'on' if getattr(row, flag) else 'off'}")
     _say(f"autoreply:   {row.autoreply or '(off)'}")
+    _say(f"max-calls:   {row.max_calls or 'no limit'}")
     return 0
 
 
@@ -157,6 +158,10 @@ def cmd_settings(args: argparse.Namespace) -> int:
     changes = {flag: getattr(args, flag) for flag in SETTING_FLAGS if getattr(args, flag) is not None}
     if args.autoreply is not None:
         changes["autoreply"] = args.autoreply or None
+    if args.max_calls is not None:
+        if args.max_calls < 0:
+            raise CliError("--max-calls must be 0 (no limit) or more")
+        changes["max_calls"] = args.max_calls or None
     if not changes:
         raise CliError("nothing to change; see `tgtrunk account settings --help`")
     with db.session() as s:

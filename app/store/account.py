@@ -35,3 +35,4 @@ class TelegramAccountRow(SQLModel, table=True):
     messages: bool = False  # "Messages processing": react to incoming chat messages
     callback: bool = False
     autoreply: str | None = None
+    max_calls: int | None = None  # concurrent calls on this account, both directions; None: no limit

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -36,6 +36,7 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _import_tables()
         SQLModel.metadata.create_all(self.engine)
+        add_new_columns(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -49,6 +50,37 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def add_new_columns(engine: Engine) -> list[str]:
+    """Columns a newer tgtrunk added to an existing table are added to a database made by an older one.
+
+    `create_all` only creates missing tables. New columns are nullable or have a constant default, so an
+    ALTER TABLE ADD COLUMN is the whole migration (see docs/decisions.md). Returns "table.column" added."""
+    inspector = inspect(engine)
+    added: list[str] = []
+    with engine.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            if not inspector.has_table(table.name):
+                continue
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = column.default.arg if column.default is not None and column.default.is_scalar else None
+                clause = f" DEFAULT {_literal(default)}" if default is not None else ""
+                connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}'))
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlmodel import select
+
+from app.store.callrecord import CallRecord
 from app.telegram.sim import Behaviour, Privacy
 from app.telegram.sim.network import TIMEOUT
+from tests.e2e.conftest import GATEWAY_PHONE
 
 
 async def test_each_failure_gives_its_sip_code(sim_gateway, sim_phone, baresip_factory):
@@ -80,3 +84,44 @@ async def test_max_calls_holds_under_parallel_attempts(sim_gateway, sim_phone, b
             outcomes.append("connected" if event["type"] == "CALL_ESTABLISHED" else event["param"].split()[0])
     await asyncio.wait_for(collect(), 30)
     assert sorted(outcomes) == ["503", "503", "503", "connected", "connected"]
+
+
+async def test_account_limit_holds_both_ways_and_the_gateway_cap_after_it(sim_gateway, sim_phone, baresip_factory):
+    await sim_gateway.add_line("office", username="pbx1", password="pw", pbx_number="100")  # no line limit
+    main = sim_gateway.gateway.accounts.handles["main"]
+    main.max_calls = 2  # as `tgtrunk account settings main --max-calls 2` sets it
+    for n in range(4):
+        await sim_phone(f"echo{n}", Behaviour(echo=True, record=False))
+    carol = await sim_phone("carol")
+    peer = await baresip_factory("127.0.0.2")
+    assert (await peer.register("pbx1", "pw", sim_gateway.sip_server))["type"] == "REGISTER_OK"
+
+    for n in range(4):
+        await peer.command("dial", f"sip:echo{n}@{sim_gateway.sip_server}")
+    outcomes: list[str] = []
+
+    async def collect(expected: int) -> None:
+        while len(outcomes) < expected:
+            event = await peer.wait_event("CALL_ESTABLISHED", "CALL_CLOSED", timeout=20)
+            outcomes.append("connected" if event["type"] == "CALL_ESTABLISHED" else event["param"].split()[0])
+    await asyncio.wait_for(collect(4), 30)
+    assert sorted(outcomes) == ["503", "503", "connected", "connected"]
+
+    # The account is full in the other direction too: a Telegram user calling in is refused.
+    call = await carol.call(GATEWAY_PHONE)
+    end = await asyncio.wait_for(call.ended, 15)
+    assert not end.answered
+    record = await sim_gateway.wait_record(count=3)  # after the two SIP calls refused the same way
+    assert (record.direction, record.result_code) == ("telegram-to-sip", 503)
+    assert record.reason == "no free lines: account main allows 2 calls"
+    with sim_gateway.gateway.db.session() as session:
+        refused = list(session.exec(select(CallRecord).where(CallRecord.result_code == 503)))
+    assert sorted(((r.direction, r.line) for r in refused), key=str) == [
+        ("sip-to-telegram", "office"), ("sip-to-telegram", "office"), ("telegram-to-sip", None)]
+
+    # With room on the account, the whole gateway's cap (TGTRUNK_MAX_CALLS) refuses the next one.
+    main.max_calls = None
+    sim_gateway.gateway.stasis.max_calls = 2
+    await peer.command("dial", f"sip:echo3@{sim_gateway.sip_server}")
+    closed = await peer.wait_event("CALL_CLOSED", timeout=20)
+    assert closed["param"].split()[0] == "503"

@@ -63,3 +63,29 @@ def test_every_command_has_help(env):
                  ["asterisk", "install", "--help"], ["status", "--help"], ["line", "reset-password", "--help"]):
         result = tgtrunk(env, *args)
         assert result.returncode == 0 and "usage: tgtrunk" in result.stdout, args
+
+
+def test_account_max_calls_is_set_shown_and_picked_up_by_a_running_gateway(env, tmp_path):
+    from app.calls.accounts import Accounts
+    from app.calls.callsession import AccountHandle
+    from app.store.account import TelegramAccountRow
+    from app.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'tgtrunk.db'}")
+    with db.session() as session:
+        session.add(TelegramAccountRow(name="sales", phone="+15550001", api_id=1, session_encrypted="x"))
+    running = Accounts()
+    running.handles["sales"] = AccountHandle("sales", account=None)  # type: ignore[arg-type]
+
+    result = tgtrunk(env, "account", "settings", "sales", "--max-calls", "3")
+    assert result.returncode == 0, result.stderr
+    assert "max-calls:   3" in result.stdout
+    running.refresh_settings(db)
+    assert running.handles["sales"].max_calls == 3
+
+    assert tgtrunk(env, "account", "settings", "sales", "--max-calls", "0").returncode == 0
+    running.refresh_settings(db)
+    assert running.handles["sales"].max_calls is None
+    bad = tgtrunk(env, "account", "settings", "sales", "--max-calls", "-1")
+    assert bad.returncode == 2 and "--max-calls must be 0 (no limit) or more" in bad.stderr
+    db.close()
