@@ -204,6 +204,7 @@ class Bench:
     async def run(self, n: int) -> Row:
         self.answered.clear()
         rss_before = rss_mb(self.gw_pid)
+        calls_before = len(await self._admin("/api/calls?last=100000"))  # records of earlier rounds
         started: dict[str, float] = {}
         for i in range(1, n + 1):
             t0 = time.perf_counter()
@@ -223,7 +224,6 @@ class Bench:
         after = {pid: cpu_seconds(pid) for pid in (self.gw_pid, self.ast_pid, self.sim_pid)}
         sim_after = {s.username: s.frames_heard for s in await SimControl("127.0.0.1", self.sim_port).stats()}
         rss_during = rss_mb(self.gw_pid)
-        calls_before = len(await self._admin("/api/calls?last=100000"))
         for channel in list(started):
             try:
                 await self.ari.request("DELETE", f"/channels/{channel}")

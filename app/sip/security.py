@@ -27,6 +27,18 @@ FAILURES = {
 }
 
 
+# A request refused for a reason that its own retry can cure: Asterisk logs InvalidAccountID for an INVITE whose
+# From user (often "anonymous") names no endpoint, challenges it, and the PBX's authenticated retry (same Call-ID)
+# then succeeds. Such a failure is held this long and forgotten if that retry succeeds.
+RETRY_GRACE_S = 2.0
+
+
+def successful_session(line: str) -> str | None:
+    """The SessionID (SIP Call-ID) of a SuccessfulAuth event, else None."""
+    fields = dict(_PAIR.findall(line))
+    return fields.get("SessionID") or None if fields.get("SecurityEvent") == "SuccessfulAuth" else None
+
+
 @dataclass(frozen=True)
 class AuthFailure:
     kind: str
@@ -60,7 +72,7 @@ class SecurityWatcher:
         self.ban_s = ban_s
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._banned: dict[str, float] = {}
-        self._last_session: tuple[str, float] = ("", 0.0)
+        self._pending: dict[str, tuple[AuthFailure, float]] = {}  # by SessionID, until RETRY_GRACE_S passes
 
     async def run(self) -> None:
         position = self.log_file.stat().st_size if self.log_file.exists() else 0
@@ -81,20 +93,35 @@ class SecurityWatcher:
                 *complete, buffer = buffer.split(b"\n")
                 for raw in complete:
                     self.handle_line(raw.decode(errors="replace"))
+            self.flush()
             await asyncio.sleep(0.2)
 
-    def handle_line(self, line: str) -> None:
+    def handle_line(self, line: str, now: float | None = None) -> None:
+        now = asyncio.get_running_loop().time() if now is None else now
+        succeeded = successful_session(line)
+        if succeeded is not None:
+            self._pending.pop(succeeded, None)  # the challenged request's retry got in: not a failure
+            return
         failure = AuthFailure.parse(line)
         if failure is None:
             return
-        now = asyncio.get_running_loop().time()
+        if failure.session:
+            # Asterisk reports one refused request several times (ACL, then the artificial challenge):
+            # one entry per request (SIP Call-ID), counted once the grace for its retry has passed.
+            self._pending.setdefault(failure.session, (failure, now))
+        else:
+            self._count(failure, now)
+
+    def flush(self, now: float | None = None) -> None:
+        """Count the failures whose request was not retried successfully in time."""
+        now = asyncio.get_running_loop().time() if now is None else now
+        for session, (failure, seen) in list(self._pending.items()):
+            if now - seen >= RETRY_GRACE_S:
+                del self._pending[session]
+                self._count(failure, now)
+
+    def _count(self, failure: AuthFailure, now: float) -> None:
         if self._banned.get(failure.address, 0) > now:
-            return
-        # Asterisk reports one refused request several times (ACL, then the artificial challenge);
-        # a request (SIP Call-ID) counts once within a second.
-        session, seen = self._last_session
-        self._last_session = (failure.session, now)
-        if failure.session and failure.session == session and now - seen < 1.0:
             return
         line_name = self.line_for_account(failure.account)
         where = f"line {line_name}" if line_name else "no line"
