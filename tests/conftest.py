@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from app.pbx.install import AsteriskInstall, find_install
+from app.pbx.instance import runtime_dir_for
 from tests.peers import BaresipPeer, free_port
 
 ASTERISK_ROOT = Path(os.environ.get("TGTRUNK_ASTERISK_ROOT", "/var/lib/tgtrunk/asterisk-root"))
@@ -119,6 +121,14 @@ class GatewayProcess:
                 await self.process.wait()
         if self._reader:
             await asyncio.gather(self._reader, return_exceptions=True)
+        remove_runtime_dir(self.data_dir)
+
+
+def remove_runtime_dir(data_dir: Path) -> None:
+    """The bundled Asterisk's runtime folder for this data dir, inside the shared root: tests leave none behind."""
+    if (ASTERISK_ROOT / "usr/sbin/asterisk").exists():  # the bundled root (a system Asterisk uses data_dir)
+        install = AsteriskInstall(ASTERISK_ROOT, "")
+        shutil.rmtree(install.host_path(runtime_dir_for(install, data_dir)), ignore_errors=True)
 
 
 def gateway_env(data_dir: Path, sip_port: int, ari_port: int, **extra: str) -> dict[str, str]:

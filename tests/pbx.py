@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import shutil
 
 from app.ari.client import AriClient
 from app.pbx.install import AsteriskInstall
@@ -52,3 +53,4 @@ class PbxAsterisk:
     async def stop(self) -> None:
         await self.ari.close()
         await self.instance.stop()
+        shutil.rmtree(self.instance.host_dir, ignore_errors=True)

@@ -4,6 +4,7 @@ Telegram played by the simulated network with real NTgCalls media on both ends."
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ async def sim_gateway(asterisk_install, tmp_path: Path) -> AsyncIterator[SimGate
         await asyncio.wait_for(runner, 10)
         await gateway.close()
         network.close()
+        shutil.rmtree(gateway.instance.host_dir, ignore_errors=True)
 
 
 PhoneFactory = Callable[..., Awaitable[SimPhone]]
