@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.ari.client import AriClient, AriEvent  # noqa: E402
+from app.ari.client import AriClient, AriError, AriEvent  # noqa: E402
 from app.pbx.install import find_install  # noqa: E402
 from app.pbx.instance import AsteriskInstance, InstanceConfig  # noqa: E402
 from app.telegram.sim import SimControl  # noqa: E402
@@ -191,8 +191,11 @@ class Bench:
     async def _on_answer(self, event: AriEvent) -> None:
         channel = event["channel"]["id"]
         self.answered[channel] = time.perf_counter()
-        await self.ari.request("POST", f"/channels/{channel}/continue",
-                               params={"context": "bench", "extension": "tone", "priority": 1})
+        try:
+            await self.ari.request("POST", f"/channels/{channel}/continue",
+                                   params={"context": "bench", "extension": "tone", "priority": 1})
+        except AriError as exc:  # the call ended meanwhile (overload): it simply plays nothing
+            print(f"bench: channel {channel} gone before its tone started ({exc})", file=sys.stderr)
 
     async def _admin(self, path: str) -> object:
         import urllib.request
