@@ -163,11 +163,14 @@ class StasisApp:
         session = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name)
         self.originating[key] = session
         self._track(session, line)  # its channel is bound when the originate returns
-        registered = await self._registered(line)
         try:
-            await self._run(session, session.run(call, line, key, registered), line)
+            await self._run(session, self._telegram_to_sip(session, call, line, key), line)
         finally:
             self.originating.pop(key, None)
+
+    async def _telegram_to_sip(self, session: TelegramToSip, call: PrivateCall, line: Line, key: str) -> None:
+        # Inside `_run`, so the place `_track` took is given back whatever this await raises.
+        await session.run(call, line, key, await self._registered(line))
 
     async def on_telegram_message(self, handle: AccountHandle, peer: Peer, text: str) -> None:
         for session in list(handle.sessions):

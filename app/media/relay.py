@@ -156,15 +156,14 @@ class RtpRelay(asyncio.DatagramProtocol):
         `posted_at` (perf_counter) is when NTgCalls handed the frame over, for the delay figures."""
         payload = swap16(pcm)
         with self._send_lock:
-            self._send(payload, len(pcm) // 2)
-        if posted_at:
-            record_delay(self.counters.delay_to_sip_us, time.perf_counter() - posted_at)
+            if self._send(payload, len(pcm) // 2) and posted_at:
+                record_delay(self.counters.delay_to_sip_us, time.perf_counter() - posted_at)
 
-    def _send(self, payload: bytes, samples: int) -> None:
-        """One RTP packet; the caller holds `_send_lock`."""
+    def _send(self, payload: bytes, samples: int) -> bool:
+        """One RTP packet; the caller holds `_send_lock`. False when there is nowhere to send it."""
         sock, remote = self._socket, self.remote
         if sock is None or remote is None:
-            return
+            return False
         header = RtpHeader(self.payload_type, self._sequence, self._timestamp, self._ssrc, self._marker)
         try:
             sock.sendto(pack_header(header) + payload, remote)
@@ -175,13 +174,16 @@ class RtpRelay(asyncio.DatagramProtocol):
         self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
         self._last_sent = time.monotonic()
         self.counters.packets_out += 1
+        return True
 
     def tick(self, now: float) -> None:
         """Called every 20 ms: when Telegram has been quiet for a packet's time, send silence."""
-        if now - self._last_sent >= PACKET_MS / 1000 * 1.5:
-            with self._send_lock:
+        if now - self._last_sent < PACKET_MS / 1000 * 1.5:
+            return
+        with self._send_lock:
+            # Checked again under the lock: a frame from Telegram may have gone out on NTgCalls' thread meanwhile.
+            if time.monotonic() - self._last_sent >= PACKET_MS / 1000 * 1.5 and self._send(self.silence, len(self.silence) // 2):
                 self.counters.silence_out += 1
-                self._send(self.silence, len(self.silence) // 2)
 
 
 class MediaClock:

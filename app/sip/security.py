@@ -33,10 +33,13 @@ FAILURES = {
 RETRY_GRACE_S = 2.0
 
 
-def successful_session(line: str) -> str | None:
-    """The SessionID (SIP Call-ID) of a SuccessfulAuth event, else None."""
+def successful_request(line: str) -> tuple[str, str] | None:
+    """(SessionID i.e. SIP Call-ID, remote address) of a SuccessfulAuth event, else None."""
     fields = dict(_PAIR.findall(line))
-    return fields.get("SessionID") or None if fields.get("SecurityEvent") == "SuccessfulAuth" else None
+    if fields.get("SecurityEvent") != "SuccessfulAuth" or not fields.get("SessionID"):
+        return None
+    parts = fields.get("RemoteAddress", "").split("/")
+    return fields["SessionID"], parts[2] if len(parts) >= 4 else "?"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class SecurityWatcher:
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._banned: dict[str, float] = {}
         self._pending: dict[str, tuple[AuthFailure, float]] = {}  # by SessionID, until RETRY_GRACE_S passes
+        self._last_session: tuple[str, float] = ("", 0.0)
 
     async def run(self) -> None:
         position = self.log_file.stat().st_size if self.log_file.exists() else 0
@@ -98,19 +102,27 @@ class SecurityWatcher:
 
     def handle_line(self, line: str, now: float | None = None) -> None:
         now = asyncio.get_running_loop().time() if now is None else now
-        succeeded = successful_session(line)
+        succeeded = successful_request(line)
         if succeeded is not None:
-            self._pending.pop(succeeded, None)  # the challenged request's retry got in: not a failure
+            session, address = succeeded
+            pending = self._pending.get(session)
+            if pending is not None and pending[0].address == address:
+                del self._pending[session]  # the unidentified request's authenticated retry got in
             return
         failure = AuthFailure.parse(line)
         if failure is None:
             return
-        if failure.session:
-            # Asterisk reports one refused request several times (ACL, then the artificial challenge):
-            # one entry per request (SIP Call-ID), counted once the grace for its retry has passed.
+        if failure.kind == FAILURES["InvalidAccountID"] and failure.session:
+            # Only an unidentified request can be cured by its own authenticated retry; it waits for that.
             self._pending.setdefault(failure.session, (failure, now))
-        else:
-            self._count(failure, now)
+            return
+        # Asterisk reports one refused request several times (ACL, then the artificial challenge);
+        # a request (SIP Call-ID) counts once within a second.
+        session, seen = self._last_session
+        self._last_session = (failure.session, now)
+        if failure.session and failure.session == session and now - seen < 1.0:
+            return
+        self._count(failure, now)
 
     def flush(self, now: float | None = None) -> None:
         """Count the failures whose request was not retried successfully in time."""

@@ -77,7 +77,7 @@ def add_new_columns(engine: Engine) -> list[str]:
 
 def _literal(value: object) -> str:
     if isinstance(value, bool):
-        return "1" if value else "0"
+        return "TRUE" if value else "FALSE"  # PostgreSQL wants booleans; SQLite >= 3.23 reads them as 1/0
     if isinstance(value, (int, float)):
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"

@@ -104,10 +104,17 @@ class TelegramAccount:
         """
         if self._dh is None or time.monotonic() - self._dh_at > DH_CONFIG_MAX_AGE_S:
             version = self._dh[2] if self._dh else 0
-            result = await self.invoke(raw.functions.messages.GetDhConfig(version=version, random_length=0))
-            if isinstance(result, raw.types.messages.DhConfig):
-                self._dh = (result.g, result.p, result.version)
-            self._dh_at = time.monotonic()
+            try:
+                result = await self.invoke(raw.functions.messages.GetDhConfig(version=version, random_length=0))
+            except Exception as exc:  # noqa: BLE001 - a config we have is still good; without one the call fails
+                if self._dh is None:
+                    raise
+                log.warning("refreshing Telegram's DH config failed (%s); using the one from %.0f s ago",
+                            exc, time.monotonic() - self._dh_at)
+            else:
+                if isinstance(result, raw.types.messages.DhConfig):
+                    self._dh = (result.g, result.p, result.version)
+                self._dh_at = time.monotonic()
         assert self._dh is not None
         return DhParams(self._dh[0], self._dh[1], os.urandom(256))
 

@@ -106,8 +106,12 @@ class Endpoint:
             return
         posted_at = time.perf_counter()
         media = self._media.get(peer_id)
-        if media is not None and media.on_frame_direct is not None and media.on_frame_direct(pcm, posted_at):
-            return
+        if media is not None and media.on_frame_direct is not None:
+            try:
+                if media.on_frame_direct(pcm, posted_at):
+                    return
+            except Exception:  # noqa: BLE001 - never let it unwind into NTgCalls' native thread
+                log.exception("audio sink for %s failed; this frame goes through the event loop", peer_id)
         with self._frames_lock:
             self._frames.append((peer_id, pcm, posted_at))
             if len(self._frames) > 1:

@@ -53,3 +53,22 @@ def test_a_burst_of_anonymous_invites_that_authenticate_on_retry_bans_nobody(tmp
     with db.session() as session:
         assert [(b.address, b.failures) for b in session.exec(select(Ban))] == [("127.0.0.3", 3)]
     db.close()
+
+
+def test_a_success_does_not_excuse_wrong_passwords_or_another_address(tmp_path):
+    from app.store.ban import Ban
+    from sqlmodel import select
+
+    security, db = watcher(tmp_path)
+    # Wrong passwords count at once, even if a request with the same Call-ID then gets in.
+    for n in range(2):
+        security.handle_line(WRONG.replace('SessionID="abc"', f'SessionID="guess-{n}"'), now=300.0 + n * 2)
+        security.handle_line(SUCCESS.replace('SessionID="abc"', f'SessionID="guess-{n}"'), now=300.1 + n * 2)
+    # An unidentified request is not excused by a success from another address.
+    security.handle_line(ANONYMOUS.replace('SessionID="abc"', 'SessionID="x"'), now=305.0)
+    security.handle_line(SUCCESS.replace('SessionID="abc"', 'SessionID="x"').replace("127.0.0.3/", "127.0.0.9/"),
+                         now=305.1)
+    security.flush(now=308.0)
+    with db.session() as session:
+        assert [(b.address, b.failures) for b in session.exec(select(Ban))] == [("127.0.0.3", 3)]
+    db.close()
