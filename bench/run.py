@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.ari.client import AriClient, AriError, AriEvent  # noqa: E402
-from app.pbx.install import find_install  # noqa: E402
-from app.pbx.instance import AsteriskInstance, InstanceConfig  # noqa: E402
+from app.pbx.install import AsteriskInstall, find_install  # noqa: E402
+from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for  # noqa: E402
 from app.telegram.sim import SimControl  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -132,9 +132,11 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="tgtrunk-bench-"))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.pbx: AsteriskInstance | None = None
+        self.install: AsteriskInstall | None = None
 
     async def start(self, max_calls: int) -> None:
         install = find_install(Path(os.environ.get("TGTRUNK_ASTERISK_ROOT", "/var/lib/tgtrunk/asterisk-root")))
+        self.install = install
         if install is None:
             raise SystemExit("Asterisk is not installed: run `make install` (tgtrunk asterisk install) first")
         sim = self._spawn([sys.executable, "-m", "app.telegram.sim", "--port", "0", "--users", str(max_calls),
@@ -277,6 +279,8 @@ class Bench:
                     proc.kill()
         if self.pbx:
             shutil.rmtree(self.pbx.host_dir, ignore_errors=True)
+        if self.install is not None:  # the gateway's Asterisk runtime folder in the shared root
+            shutil.rmtree(self.install.host_path(runtime_dir_for(self.install, self.work / "gw")), ignore_errors=True)
 
 
 TABLE_HEAD = (
