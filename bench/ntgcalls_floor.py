@@ -51,8 +51,8 @@ class Leg:
         if state == ntgcalls.ConnectionState.CONNECTED and not self.connected.done():
             self.connected.set_result(None)
 
-    def _frame(self, frame: tuple[bytes, float]) -> None:
-        self.heard += len(frame[0]) // FRAME_10MS
+    def _frame(self, pcm: bytes) -> None:
+        self.heard += len(pcm) // FRAME_10MS
 
 
 async def connect(caller: Leg, callee: Leg) -> None:

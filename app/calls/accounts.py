@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from sqlmodel import select
 
@@ -17,6 +18,11 @@ from app.telegram.account import TelegramAccount
 from app.telegram.sessions import open_account
 
 log = logging.getLogger(__name__)
+
+
+def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
+    """The session settings a running call flow reads, as `AccountHandle` fields."""
+    return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls}
 
 
 class Accounts:
@@ -57,7 +63,7 @@ class Accounts:
                 log.error("Telegram account %s did not start (%s); log in again with `tgtrunk account login %s`",
                           row.name, exc, row.name)
                 continue
-            self.add(row.name, account, dtmf_in=row.dtmf_in, dtmf_out=row.dtmf_out, max_calls=row.max_calls)
+            self.add(row.name, account, **live_settings(row))
 
     def refresh_settings(self, db: Database) -> None:
         """Session settings changed with `tgtrunk account settings` apply to the next call, no restart."""
@@ -66,7 +72,8 @@ class Accounts:
         for name, handle in self.handles.items():
             row = rows.get(name)
             if row is not None:
-                handle.dtmf_in, handle.dtmf_out, handle.max_calls = row.dtmf_in, row.dtmf_out, row.max_calls
+                for key, value in live_settings(row).items():
+                    setattr(handle, key, value)
 
     async def watch_settings(self, db: Database, every_s: float = 1.0) -> None:
         while True:

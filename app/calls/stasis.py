@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -91,15 +91,15 @@ class StasisApp:
             return
         line = self.lines.lines.get(call.line)
         log.info("call from line %s (caller %s) to %r", call.line, call.caller or "unknown", call.dialled)
+        handle = self.accounts.for_line(line) if line else None
+        session = SipToTelegram(self.ari, self.db, APP_NAME, handle, call.line)
         if line is None:
-            await self._refuse_sip(call, None, 404, f"line {call.line} is not configured")
+            await self._refuse_sip(session, call, 404, f"line {call.line} is not configured")
             return
-        handle = self.accounts.for_line(line)
         full = self._no_room(line, handle)
         if full:
-            await self._refuse_sip(call, handle, 503, full)
+            await self._refuse_sip(session, call, 503, full)
             return
-        session = SipToTelegram(self.ari, self.db, APP_NAME, handle, line.name)
         self._track(session, line, call.channel_id)  # the call holds its place from here, before any await
         if handle is None:
             log.warning("line %s has no running Telegram account (log one in with `tgtrunk account login`)", line.name)
@@ -107,15 +107,12 @@ class StasisApp:
 
     async def _sip_to_telegram(self, session: SipToTelegram, line: Line, call: InboundCall, arrived: float) -> None:
         if not await self._registered(line):
-            session.record.dialled = call.dialled
-            await self._reject(call.channel_id, 405, "REGISTER is required first")
-            await session.close(405, "REGISTER is required first")
+            await self._refuse_sip(session, call, 405, "REGISTER is required first")
             return
         await session.run(line, call.dialled, call.channel_id, arrived)
 
-    async def _refuse_sip(self, call: InboundCall, handle: AccountHandle | None, code: int, reason: str) -> None:
-        """Refused before a session starts; still a call record, like every other call."""
-        session = SipToTelegram(self.ari, self.db, APP_NAME, handle, call.line)
+    async def _refuse_sip(self, session: SipToTelegram, call: InboundCall, code: int, reason: str) -> None:
+        """Refused before Telegram is asked; still a call record, like every other call."""
         session.record.dialled = call.dialled
         await self._reject(call.channel_id, code, reason)
         await session.close(code, reason)

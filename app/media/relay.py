@@ -182,7 +182,8 @@ class RtpRelay(asyncio.DatagramProtocol):
             return
         with self._send_lock:
             # Checked again under the lock: a frame from Telegram may have gone out on NTgCalls' thread meanwhile.
-            if time.monotonic() - self._last_sent >= PACKET_MS / 1000 * 1.5 and self._send(self.silence, len(self.silence) // 2):
+            quiet = time.monotonic() - self._last_sent >= PACKET_MS / 1000 * 1.5
+            if quiet and self._send(self.silence, len(self.silence) // 2):
                 self.counters.silence_out += 1
 
 

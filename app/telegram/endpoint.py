@@ -58,7 +58,7 @@ class CallMedia:
 
     on_signaling: Callable[[bytes], None]
     on_state: Callable[[ntgcalls.ConnectionState], None]
-    on_frame: Callable[[tuple[bytes, float]], None] = field(default=lambda _frame: None)  # (pcm, perf_counter)
+    on_frame: Callable[[bytes], None] = field(default=lambda _pcm: None)
     # Called on NTgCalls' thread with (pcm, perf_counter); returns False to have the frame go to `on_frame`.
     on_frame_direct: Callable[[bytes, float], bool] | None = None
 
@@ -73,7 +73,7 @@ class Endpoint:
         self.ntg = ntgcalls.NTgCalls()
         self._media: dict[int, CallMedia] = {}
         # Frames from NTgCalls' threads wait here; one loop wake-up delivers all that arrived meanwhile.
-        self._frames: list[tuple[int, bytes, float]] = []
+        self._frames: list[tuple[int, bytes]] = []
         self._frames_lock = threading.Lock()
         self._pushing: dict[int, set[asyncio.Future[object]]] = {}
         self._stopping: set[int] = set()
@@ -113,7 +113,7 @@ class Endpoint:
             except Exception:  # noqa: BLE001 - never let it unwind into NTgCalls' native thread
                 log.exception("audio sink for %s failed; this frame goes through the event loop", peer_id)
         with self._frames_lock:
-            self._frames.append((peer_id, pcm, posted_at))
+            self._frames.append((peer_id, pcm))
             if len(self._frames) > 1:
                 return  # a delivery is already scheduled and will take this frame too
         try:
@@ -124,10 +124,10 @@ class Endpoint:
     def _deliver_frames(self) -> None:
         with self._frames_lock:
             batch, self._frames = self._frames, []
-        for peer_id, pcm, posted_at in batch:
+        for peer_id, pcm in batch:
             media = self._media.get(peer_id)
             if media is not None:
-                media.on_frame((pcm, posted_at))
+                media.on_frame(pcm)
 
     def _post(self, peer_id: int, sink: str, value: object) -> None:
         try:

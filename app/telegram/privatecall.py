@@ -323,8 +323,7 @@ class PrivateCall:
         elif state in (ntgcalls.ConnectionState.FAILED, ntgcalls.ConnectionState.TIMEOUT) and not self.ended.done():
             self._spawn(self.hangup(DiscardReason.DISCONNECT))
 
-    def _on_frame(self, frame: tuple[bytes, float]) -> None:
-        pcm = frame[0]
+    def _on_frame(self, pcm: bytes) -> None:
         if self.on_audio is not None:
             self.on_audio(pcm)
 
