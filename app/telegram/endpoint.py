@@ -12,8 +12,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import ntgcalls
 
@@ -28,6 +29,12 @@ BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 16-bit mono
 FRAME_10MS = 10 * BYTES_PER_MS
 
 _FRAME_DATA = ntgcalls.FrameData()
+OP_DRAIN_TIMEOUT_S = 5.0
+# NTgCalls processes signaling on its own threads after `send_signaling_data` returns; stopping the call
+# meanwhile crashed it (segfault in set_remote_params). 50 ms is ample on loopback and under load alike.
+SIGNAL_SETTLE_S = 0.05
+
+T = TypeVar("T")
 
 
 def cpu_has_avx2() -> bool:
@@ -47,9 +54,9 @@ def protocol() -> ntgcalls.Protocol:
     return ntgcalls.NTgCalls.get_protocol()
 
 
-def _swallow(future: "asyncio.Future[object]") -> None:
+def _swallow(future: "asyncio.Future[Any]") -> None:
     if not future.cancelled():
-        future.exception()  # a frame sent as the call stops fails harmlessly
+        future.exception()  # the caller sees it; a frame sent as the call stops fails harmlessly
 
 
 @dataclass
@@ -75,8 +82,9 @@ class Endpoint:
         # Frames from NTgCalls' threads wait here; one loop wake-up delivers all that arrived meanwhile.
         self._frames: list[tuple[int, bytes]] = []
         self._frames_lock = threading.Lock()
-        self._pushing: dict[int, set[asyncio.Future[object]]] = {}
-        self._stopping: set[int] = set()
+        self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
+        self._stopping: dict[int, asyncio.Future[None]] = {}
+        self._last_signal: dict[int, float] = {}
         self.ntg.on_signaling_data(self._signaling_cb)
         self.ntg.on_connection_change(self._connection_cb)
         self.ntg.on_frames(self._frames_cb)
@@ -140,67 +148,90 @@ class Endpoint:
         if media is not None:
             getattr(media, sink)(value)
 
-    # P2P steps (thin wrappers so call objects read like the protocol)
+    # P2P steps (thin wrappers so call objects read like the protocol). Each one is tracked: NTgCalls crashes
+    # (segfault) when a call is stopped while another operation on it still runs on its worker threads, e.g.
+    # connect_p2p, or signaling whose processing it posts to its own threads.
     async def create(self, peer_id: int) -> None:
-        await self.ntg.create_p2p_call(peer_id)
-        await self.ntg.set_stream_sources(
-            peer_id, ntgcalls.StreamMode.CAPTURE, ntgcalls.MediaDescription(external_audio(), None, None, None)
-        )
+        stopping = self._stopping.get(peer_id)
+        if stopping is not None:  # the previous call with this user is still being torn down
+            await asyncio.shield(stopping)
+        await self._op(peer_id, lambda: self.ntg.create_p2p_call(peer_id))
+        await self._op(peer_id, lambda: self.ntg.set_stream_sources(
+            peer_id, ntgcalls.StreamMode.CAPTURE, ntgcalls.MediaDescription(external_audio(), None, None, None)))
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
-        await self.ntg.set_stream_sources(
-            peer_id, ntgcalls.StreamMode.PLAYBACK, ntgcalls.MediaDescription(external_audio(), None, None, None)
-        )
+        await self._op(peer_id, lambda: self.ntg.set_stream_sources(
+            peer_id, ntgcalls.StreamMode.PLAYBACK, ntgcalls.MediaDescription(external_audio(), None, None, None)))
 
     async def init_exchange(self, peer_id: int, g: int, p: bytes, random: bytes, g_a_hash: bytes | None) -> bytes:
-        return bytes(await self.ntg.init_exchange(peer_id, ntgcalls.DhConfig(g, p, random), g_a_hash))
+        dh = ntgcalls.DhConfig(g, p, random)
+        return bytes(await self._op(peer_id, lambda: self.ntg.init_exchange(peer_id, dh, g_a_hash)))
 
     async def exchange_keys(self, peer_id: int, g_a_or_b: bytes, fingerprint: int) -> ntgcalls.AuthParams:
-        return await self.ntg.exchange_keys(peer_id, g_a_or_b, fingerprint)
+        return await self._op(peer_id, lambda: self.ntg.exchange_keys(peer_id, g_a_or_b, fingerprint))
 
     async def connect(self, peer_id: int, servers: list[ntgcalls.RTCServer], versions: list[str], p2p: bool,
                       custom: str | None) -> None:
-        await self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom)
+        await self._op(peer_id, lambda: self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom))
 
     async def signal(self, peer_id: int, data: bytes) -> None:
-        await self.ntg.send_signaling_data(peer_id, data)
-
-    async def send_frame(self, peer_id: int, pcm: bytes) -> None:
-        await self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+        if peer_id in self._stopping:
+            return  # late signaling for a call being stopped is of no use, and unsafe to hand over
+        self._last_signal[peer_id] = time.monotonic()
+        await self._op(peer_id, lambda: self.ntg.send_signaling_data(peer_id, data))
 
     def push_frame(self, peer_id: int, pcm: bytes) -> None:
-        """Fire-and-forget `send_frame` for the pacer: no await per 10 ms frame."""
+        """Fire-and-forget frame for the pacer and the relay: no await per 10 ms frame."""
         if peer_id in self._stopping:
             return
-        future = self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
-        pending = self._pushing.setdefault(peer_id, set())
+        self._track(peer_id, self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm,
+                                                           _FRAME_DATA))
+
+    async def _op(self, peer_id: int, start: Callable[[], Awaitable[T]]) -> T:
+        if peer_id in self._stopping:
+            raise ntgcalls.ConnectionNotFound("the call is being stopped")
+        future = asyncio.ensure_future(start())
+        self._track(peer_id, future)
+        # Shielded: a caller cancelled mid-operation must not make `stop` think NTgCalls is done with it.
+        return await asyncio.shield(future)
+
+    def _track(self, peer_id: int, future: "asyncio.Future[Any]") -> None:
+        pending = self._pending.setdefault(peer_id, set())
         pending.add(future)
         future.add_done_callback(lambda done: (pending.discard(done), _swallow(done)))
 
     async def stop(self, peer_id: int) -> None:
-        # NTgCalls runs each call on its own worker threads: a frame still being pushed while `stop`
-        # destroys the call can crash the process, so new frames are refused and in-flight ones awaited.
+        """Stop the call once no other NTgCalls operation on it is in flight, and refuse new ones meanwhile."""
         self.detach(peer_id)
-        self._stopping.add(peer_id)
+        if peer_id in self._stopping:
+            await asyncio.shield(self._stopping[peer_id])
+            return
+        done = self.loop.create_future()
+        self._stopping[peer_id] = done
         try:
-            pending = self._pushing.pop(peer_id, set())
+            pending = self._pending.pop(peer_id, set())
             if pending:
-                await asyncio.wait(pending, timeout=1.0)
+                _, late = await asyncio.wait(pending, timeout=OP_DRAIN_TIMEOUT_S)
+                if late:
+                    log.warning("%d NTgCalls operations for %s still running after %.0f s; stopping anyway",
+                                len(late), peer_id, OP_DRAIN_TIMEOUT_S)
+            # Signaling handed over is processed later on NTgCalls' own threads; give that time to finish.
+            settle = self._last_signal.pop(peer_id, 0.0) + SIGNAL_SETTLE_S - time.monotonic()
+            if settle > 0:
+                await asyncio.sleep(settle)
             await self.ntg.stop(peer_id)
         except ntgcalls.ConnectionNotFound:
             pass
         finally:
-            self._stopping.discard(peer_id)
+            del self._stopping[peer_id]
+            done.set_result(None)
 
     async def close(self) -> None:
         for peer_id in list(self._media):
             await self.stop(peer_id)
         for peer_id in list(await self.ntg.calls()):
-            try:
-                await self.ntg.stop(peer_id)
-            except ntgcalls.ConnectionNotFound:
-                pass
+            await self.stop(peer_id)
 
     async def cpu_usage(self) -> float:
         return float(await self.ntg.cpu_usage())

@@ -279,8 +279,9 @@ class PrivateCall:
         endpoint = self.account.endpoint
         endpoint.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
                                                 self._on_frame_direct))
-        await endpoint.create(self.peer.id)
+        # Owned from here: a hangup while NTgCalls still creates the call must stop it once created.
         self._media_started = True
+        await endpoint.create(self.peer.id)
         # NTgCalls wants an unbroken outbound stream from the start (silence when idle).
         self._spawn(self._pace())
 
@@ -305,7 +306,8 @@ class PrivateCall:
         try:
             await self.account.invoke(raw.functions.phone.SendSignalingData(peer=self.input_call(), data=data))
         except Exception as exc:  # noqa: BLE001
-            if not self.ended.done():  # after the end, Telegram refusing late signaling is expected
+            # After the end (ours, or the other side's that has not reached us yet) a refusal is expected.
+            if not self.ended.done() and "CALL_ALREADY_DECLINED" not in str(exc):
                 log.warning("SendSignalingData for %s failed: %s", self, exc)
 
     async def _on_signaling_update(self, data: bytes) -> None:
@@ -364,11 +366,13 @@ class PrivateCall:
 
     async def _fail(self, exc: BaseException) -> None:
         error = call_error(exc)
+        if self.ended.done():  # e.g. NTgCalls refusing a step because the call was hung up meanwhile
+            log.debug("call %s: %s after it ended", self, error)
+            return
         log.warning("call %s failed: %s", self, error)
+        await self.hangup(DiscardReason.DISCONNECT)
         if not self.ended.done():
-            await self.hangup(DiscardReason.DISCONNECT)
-            if not self.ended.done():
-                await self._finish(CallEnd(DiscardReason.DISCONNECT, False, self._answered, self.duration, error))
+            await self._finish(CallEnd(DiscardReason.DISCONNECT, False, self._answered, self.duration, error))
 
     async def _finish(self, end: CallEnd) -> None:
         if self.ended.done():

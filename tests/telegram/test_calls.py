@@ -178,3 +178,31 @@ async def test_chat_messages_both_ways(gateway: TelegramAccount, make_phone: Pho
     peer, text = await asyncio.wait_for(got.get(), 5)
     assert (peer.username, text) == ("kim", "pong")
     assert kim.messages[0][1] == "ping"
+
+
+async def test_hanging_up_at_any_moment_of_media_setup_leaves_nothing_behind(
+        gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    """NTgCalls crashes the process (segfault) when a call is stopped while another step on it still runs on
+    its threads: connect_p2p, or signaling it is still processing. CI hit it when a call was hung up just as
+    it was answered. Here both sides hang up at every moment of the setup window, four calls at a time."""
+    phones = [await make_phone(f"echo{n}", Behaviour(echo=True, record=False)) for n in range(4)]
+    for round_ in range(32):
+        calls = [await gateway.call(f"@echo{n}") for n in range(4)]
+        await asyncio.gather(*(call.wait_accepted(5) for call in calls))
+        # Not waiting for anything: this moves the hang-up across the 0-93 ms in which media is set up.
+        await asyncio.sleep(0.003 * round_)
+        if round_ % 2:
+            await asyncio.gather(*(phone.calls[-1].hangup() for phone in phones))
+        else:
+            await asyncio.gather(*(call.hangup() for call in calls))
+        ends = [asyncio.wait_for(call.ended, 5) for call in calls + [phone.calls[-1] for phone in phones]]
+        await asyncio.gather(*ends)
+
+    async def no_calls_left() -> None:
+        while await gateway.endpoint.ntg.calls() or any([await p.account.endpoint.ntg.calls() for p in phones]):
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(no_calls_left(), 5)  # every NTgCalls call was stopped, on both sides
+
+    call = await gateway.call("@echo0")  # and the same people can be called again at once
+    await call.wait_connected(10)
+    await call.hangup()
