@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -35,6 +36,16 @@ OP_DRAIN_TIMEOUT_S = 5.0
 SIGNAL_SETTLE_S = 0.05
 
 T = TypeVar("T")
+_LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+def _lifecycle_lock() -> asyncio.Lock:
+    """The process-wide turn for creating, connecting and stopping NTgCalls calls (one per event loop)."""
+    loop = asyncio.get_running_loop()
+    lock = _LIFECYCLE_LOCKS.get(loop)
+    if lock is None:
+        lock = _LIFECYCLE_LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 def cpu_has_avx2() -> bool:
@@ -148,21 +159,25 @@ class Endpoint:
         if media is not None:
             getattr(media, sink)(value)
 
-    # P2P steps (thin wrappers so call objects read like the protocol). Each one is tracked: NTgCalls crashes
-    # (segfault) when a call is stopped while another operation on it still runs on its worker threads, e.g.
-    # connect_p2p, or signaling whose processing it posts to its own threads.
+    # P2P steps (thin wrappers so call objects read like the protocol). NTgCalls 3.0.5 corrupts memory (segfaults
+    # in set_remote_params, add_track, RtpDemuxer::RemoveSink) when a call is stopped while another step on it is
+    # still running on its threads, or while another call in the process is created, connected or stopped. So every
+    # step is tracked per call and `stop` waits for them; and creating, connecting, attaching playback and stopping
+    # take turns across the whole process (`_lifecycle_lock`). Measured in docs/decisions.md.
     async def create(self, peer_id: int) -> None:
         stopping = self._stopping.get(peer_id)
         if stopping is not None:  # the previous call with this user is still being torn down
             await asyncio.shield(stopping)
-        await self._op(peer_id, lambda: self.ntg.create_p2p_call(peer_id))
-        await self._op(peer_id, lambda: self.ntg.set_stream_sources(
-            peer_id, ntgcalls.StreamMode.CAPTURE, ntgcalls.MediaDescription(external_audio(), None, None, None)))
+        async with _lifecycle_lock():
+            await self._op(peer_id, lambda: self.ntg.create_p2p_call(peer_id))
+            await self._op(peer_id, lambda: self.ntg.set_stream_sources(
+                peer_id, ntgcalls.StreamMode.CAPTURE, ntgcalls.MediaDescription(external_audio(), None, None, None)))
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
-        await self._op(peer_id, lambda: self.ntg.set_stream_sources(
-            peer_id, ntgcalls.StreamMode.PLAYBACK, ntgcalls.MediaDescription(external_audio(), None, None, None)))
+        async with _lifecycle_lock():
+            await self._op(peer_id, lambda: self.ntg.set_stream_sources(
+                peer_id, ntgcalls.StreamMode.PLAYBACK, ntgcalls.MediaDescription(external_audio(), None, None, None)))
 
     async def init_exchange(self, peer_id: int, g: int, p: bytes, random: bytes, g_a_hash: bytes | None) -> bytes:
         dh = ntgcalls.DhConfig(g, p, random)
@@ -173,7 +188,8 @@ class Endpoint:
 
     async def connect(self, peer_id: int, servers: list[ntgcalls.RTCServer], versions: list[str], p2p: bool,
                       custom: str | None) -> None:
-        await self._op(peer_id, lambda: self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom))
+        async with _lifecycle_lock():
+            await self._op(peer_id, lambda: self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom))
 
     async def signal(self, peer_id: int, data: bytes) -> None:
         if peer_id in self._stopping:
@@ -201,14 +217,20 @@ class Endpoint:
         pending.add(future)
         future.add_done_callback(lambda done: (pending.discard(done), _swallow(done)))
 
-    async def stop(self, peer_id: int) -> None:
-        """Stop the call once no other NTgCalls operation on it is in flight, and refuse new ones meanwhile."""
+    def release(self, peer_id: int) -> "asyncio.Future[None]":
+        """Stop the call: from now on no callbacks and no new steps; NTgCalls stops it once the steps in flight
+        are done (the returned future). The caller need not wait: hanging up is not held back by NTgCalls."""
         self.detach(peer_id)
-        if peer_id in self._stopping:
-            await asyncio.shield(self._stopping[peer_id])
-            return
-        done = self.loop.create_future()
-        self._stopping[peer_id] = done
+        stopping = self._stopping.get(peer_id)
+        if stopping is None:
+            stopping = self._stopping[peer_id] = self.loop.create_future()
+            asyncio.ensure_future(self._stop_when_idle(peer_id, stopping))
+        return stopping
+
+    async def stop(self, peer_id: int) -> None:
+        await asyncio.shield(self.release(peer_id))
+
+    async def _stop_when_idle(self, peer_id: int, done: "asyncio.Future[None]") -> None:
         try:
             pending = self._pending.pop(peer_id, set())
             if pending:
@@ -220,16 +242,21 @@ class Endpoint:
             settle = self._last_signal.pop(peer_id, 0.0) + SIGNAL_SETTLE_S - time.monotonic()
             if settle > 0:
                 await asyncio.sleep(settle)
-            await self.ntg.stop(peer_id)
+            async with _lifecycle_lock():
+                await self.ntg.stop(peer_id)
         except ntgcalls.ConnectionNotFound:
             pass
+        except Exception:  # noqa: BLE001 - nobody may be waiting; the call is gone for the app either way
+            log.exception("stopping the NTgCalls call with %s failed", peer_id)
         finally:
             del self._stopping[peer_id]
             done.set_result(None)
 
     async def close(self) -> None:
         for peer_id in list(self._media):
-            await self.stop(peer_id)
+            self.release(peer_id)
+        if self._stopping:
+            await asyncio.wait([asyncio.shield(f) for f in self._stopping.values()])
         for peer_id in list(await self.ntg.calls()):
             await self.stop(peer_id)
 

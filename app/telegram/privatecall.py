@@ -386,7 +386,7 @@ class PrivateCall:
                 future.exception()  # nobody may be waiting; don't log "never retrieved"
         self.account.unregister(self)
         if self._media_started:
-            await self.account.endpoint.stop(self.peer.id)
+            self.account.endpoint.release(self.peer.id)  # NTgCalls stops it once idle; the hang-up goes out now
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:

@@ -1,0 +1,76 @@
+"""Hang calls up during media setup, over and over, to show NTgCalls' teardown does not crash the process.
+
+    .venv/bin/python bench/teardown_stress.py [--rounds 200] [--idle 30]
+
+The gateway's engine calls 4 simulated users (echo) at once, through the simulated Telegram network, in this one
+process. Once each call is answered, all 4 are hung up 0-80 ms later (the gateway's side in even rounds, the
+users' side in odd ones). `--idle` extra NTgCalls instances sit in the process, as the test suite leaves them;
+they made the crash this guards against (docs/decisions.md, "NTgCalls call lifecycles take turns") far likelier.
+Exits 0 after all rounds; a crash ends the process with a signal (exit code 134 or 139).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import faulthandler
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import ntgcalls  # noqa: E402
+
+from app.telegram.account import TelegramAccount  # noqa: E402
+from app.telegram.sim import Behaviour, SimClient, SimNetwork, SimPhone  # noqa: E402
+
+CALLS = 4
+
+
+async def run(rounds: int, idle: int) -> None:
+    network = SimNetwork(ring_timeout=30.0)
+    me = network.add_user("+15550000001", "Gateway", username="tgtrunk_gw")
+    gateway = TelegramAccount(SimClient("gateway", network, user_id=me.id), ring_timeout=5.0, rpc_timeout=2.0,
+                              rpc_retries=1)
+    await gateway.start()
+    phones: list[SimPhone] = []
+    for n in range(CALLS):
+        user = network.add_user(f"+155500010{n:02d}", f"User{n}", username=f"user{n}")
+        phones.append(await SimPhone(network, user, Behaviour(echo=True, record=False)).start(ring_timeout=30.0))
+    idle_instances = [ntgcalls.NTgCalls() for _ in range(idle)]
+    started = time.monotonic()
+    for round_ in range(rounds):
+        calls = [await gateway.call(f"@user{n}") for n in range(CALLS)]
+        await asyncio.gather(*(call.wait_accepted(5) for call in calls), return_exceptions=True)
+        await asyncio.sleep(random.uniform(0.0, 0.08))
+        if round_ % 2:
+            await asyncio.gather(*(phone.calls[-1].hangup() for phone in phones))
+        else:
+            await asyncio.gather(*(call.hangup() for call in calls))
+        theirs = [phone.calls[-1] for phone in phones]
+        await asyncio.gather(*(asyncio.wait_for(call.ended, 5) for call in calls + theirs))
+        if (round_ + 1) % 20 == 0:
+            print(f"{round_ + 1} rounds, {CALLS * (round_ + 1)} calls hung up during setup, "
+                  f"{time.monotonic() - started:.0f} s", flush=True)
+    for phone in phones:
+        await phone.stop()
+    await gateway.stop()
+    network.close()
+    del idle_instances
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--idle", type=int, default=30, help="extra idle NTgCalls instances in the process")
+    args = parser.parse_args()
+    faulthandler.enable()
+    asyncio.run(run(args.rounds, args.idle))
+    print("no crash")
+
+
+if __name__ == "__main__":
+    main()
