@@ -29,6 +29,7 @@ MessageCallback = Callable[[Peer, str], Awaitable[None] | None]
 _PHONE = re.compile(r"^\+?[0-9]{5,16}$")
 _USERNAME = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{2,31})$")
 ORPHAN_TTL_S = 10.0
+HANDLERS_DRAIN_TIMEOUT_S = 5.0  # on stop: how long incoming-call handlers get to finish after their calls ended
 DH_CONFIG_MAX_AGE_S = 3600.0  # Telegram rarely changes its prime; a changed one is picked up within the hour
 
 
@@ -51,6 +52,7 @@ class TelegramAccount:
         self.me: Peer | None = None
         self.endpoint: Endpoint | None = None  # type: ignore[assignment]
         self.on_incoming_call: IncomingCallback | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
         self.on_message: MessageCallback | None = None
         self.incoming: asyncio.Queue[PrivateCall] = asyncio.Queue()
         self.gateway_user_ids: set[int] = set()  # other gateway accounts: their calls are flagged (SIP 482)
@@ -74,6 +76,8 @@ class TelegramAccount:
     async def stop(self) -> None:
         for call in list(self.calls.values()):
             await call.hangup(DiscardReason.DISCONNECT)
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=HANDLERS_DRAIN_TIMEOUT_S)
         if self._handler is not None:
             self.client.remove_handler(*self._handler)
             self._handler = None
@@ -248,7 +252,16 @@ class TelegramAccount:
         if self.on_incoming_call is not None:
             result = self.on_incoming_call(call)
             if asyncio.iscoroutine(result):
-                call._spawn(result)
+                # The handler's own task, not the call's: the call cancels its tasks when it ends, and a handler
+                # (the gateway's whole call session) must live on to hang up its SIP leg and write its record.
+                task = asyncio.ensure_future(result)
+                self._handlers.add(task)
+                task.add_done_callback(self._handler_done)
+
+    def _handler_done(self, task: "asyncio.Task[Any]") -> None:
+        self._handlers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the incoming-call handler failed: %r", task.exception())
 
     async def _incoming_ring_timer(self, call: PrivateCall) -> None:
         try:

@@ -15,6 +15,7 @@ import numpy as np
 
 from app.telegram.account import TelegramAccount
 from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.errors import TelegramError
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
 from app.telegram.sim.network import SimNetwork, SimUser
@@ -147,7 +148,12 @@ class SimPhone:
         elif b.answer == "busy":
             await call.hangup(DiscardReason.BUSY)
         else:
-            await call.accept()
+            try:
+                await call.accept()
+            except TelegramError:
+                if call.ended.done():
+                    return  # the caller hung up while this person answered
+                raise
             self.stats.answered += 1
 
     async def _on_message(self, peer: Peer, text: str) -> None:
