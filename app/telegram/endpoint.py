@@ -32,7 +32,8 @@ FRAME_10MS = 10 * BYTES_PER_MS
 _FRAME_DATA = ntgcalls.FrameData()
 OP_DRAIN_TIMEOUT_S = 5.0
 # NTgCalls processes signaling on its own threads after `send_signaling_data` returns; stopping the call
-# meanwhile crashed it (segfault in set_remote_params). 50 ms is ample on loopback and under load alike.
+# meanwhile crashed it (segfault in set_remote_params). 50 ms is a margin, not a measurement: that processing is
+# one task on NTgCalls' signaling thread.
 SIGNAL_SETTLE_S = 0.05
 
 T = TypeVar("T")
@@ -95,6 +96,7 @@ class Endpoint:
         self._frames_lock = threading.Lock()
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
         self._stopping: dict[int, asyncio.Future[None]] = {}
+        self._stop_tasks: set[asyncio.Task[None]] = set()
         self._last_signal: dict[int, float] = {}
         self.ntg.on_signaling_data(self._signaling_cb)
         self.ntg.on_connection_change(self._connection_cb)
@@ -161,9 +163,9 @@ class Endpoint:
 
     # P2P steps (thin wrappers so call objects read like the protocol). NTgCalls 3.0.5 corrupts memory (segfaults
     # in set_remote_params, add_track, RtpDemuxer::RemoveSink) when a call is stopped while another step on it is
-    # still running on its threads, or while another call in the process is created, connected or stopped. So every
-    # step is tracked per call and `stop` waits for them; and creating, connecting, attaching playback and stopping
-    # take turns across the whole process (`_lifecycle_lock`). Measured in docs/decisions.md.
+    # still running on its threads. So every step is tracked per call and `stop` waits for them. That alone still
+    # crashed a stress run now and then; with creating, connecting, attaching playback and stopping taking turns
+    # across the whole process (`_lifecycle_lock`) it did not. Measured in docs/decisions.md.
     async def create(self, peer_id: int) -> None:
         stopping = self._stopping.get(peer_id)
         if stopping is not None:  # the previous call with this user is still being torn down
@@ -224,7 +226,9 @@ class Endpoint:
         stopping = self._stopping.get(peer_id)
         if stopping is None:
             stopping = self._stopping[peer_id] = self.loop.create_future()
-            asyncio.ensure_future(self._stop_when_idle(peer_id, stopping))
+            task = asyncio.ensure_future(self._stop_when_idle(peer_id, stopping))
+            self._stop_tasks.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._stop_tasks.discard)
         return stopping
 
     async def stop(self, peer_id: int) -> None:
