@@ -19,6 +19,8 @@ from app.telegram.sessions import open_account
 
 log = logging.getLogger(__name__)
 
+SETTINGS_WARN_AFTER = 10  # failed refreshes in a row (one a second) before the log says so
+
 
 def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
     """The session settings a running call flow reads, as `AccountHandle` fields."""
@@ -75,13 +77,23 @@ class Accounts:
                 for key, value in live_settings(row).items():
                     setattr(handle, key, value)
 
-    async def watch_settings(self, db: Database, every_s: float = 1.0) -> None:
+    async def watch_settings(self, db: Database, every_s: float = 1.0, warn_after: int = SETTINGS_WARN_AFTER) -> None:
+        failures = 0
         while True:
             await asyncio.sleep(every_s)  # a polling period, like the line sync's
             try:
                 await asyncio.to_thread(self.refresh_settings, db)
             except Exception as exc:  # noqa: BLE001 - a locked or busy database is retried next period
-                log.debug("account settings not refreshed: %s", exc)
+                failures += 1
+                if failures == warn_after:  # once per streak: a moment of "database is locked" is normal
+                    log.warning("account settings could not be read for %d tries (%s); changes made with "
+                                "`tgtrunk account settings` wait until the database is readable", failures, exc)
+                else:
+                    log.debug("account settings not refreshed: %s", exc)
+                continue
+            if failures >= warn_after:
+                log.info("account settings are read again after %d failed tries", failures)
+            failures = 0
 
     async def stop(self) -> None:
         for handle in self.handles.values():
