@@ -77,7 +77,11 @@ class TelegramAccount:
         for call in list(self.calls.values()):
             await call.hangup(DiscardReason.DISCONNECT)
         if self._handlers:
-            await asyncio.wait(self._handlers, timeout=HANDLERS_DRAIN_TIMEOUT_S)
+            _, left = await asyncio.wait(self._handlers, timeout=HANDLERS_DRAIN_TIMEOUT_S)
+            for task in left:
+                log.warning("an incoming-call handler was still running %.0f s after its call ended; cancelled",
+                            HANDLERS_DRAIN_TIMEOUT_S)
+                task.cancel()
         if self._handler is not None:
             self.client.remove_handler(*self._handler)
             self._handler = None
@@ -261,7 +265,7 @@ class TelegramAccount:
     def _handler_done(self, task: "asyncio.Task[Any]") -> None:
         self._handlers.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("the incoming-call handler failed: %r", task.exception())
+            log.error("the incoming-call handler failed", exc_info=task.exception())
 
     async def _incoming_ring_timer(self, call: PrivateCall) -> None:
         try:

@@ -126,6 +126,8 @@ class Endpoint:
         if not pcm:
             return
         posted_at = time.perf_counter()
+        if peer_id in self._stopping:
+            return  # the last frames of a call being stopped; a newer call with this user may be attached
         media = self._media.get(peer_id)
         if media is not None and media.on_frame_direct is not None:
             try:
@@ -147,7 +149,7 @@ class Endpoint:
             batch, self._frames = self._frames, []
         for peer_id, pcm in batch:
             media = self._media.get(peer_id)
-            if media is not None:
+            if media is not None and peer_id not in self._stopping:
                 media.on_frame(pcm)
 
     def _post(self, peer_id: int, sink: str, value: object) -> None:
@@ -158,7 +160,7 @@ class Endpoint:
 
     def _deliver(self, peer_id: int, sink: str, value: object) -> None:
         media = self._media.get(peer_id)
-        if media is not None:
+        if media is not None and peer_id not in self._stopping:  # not the stopping call's events to a newer one
             getattr(media, sink)(value)
 
     # P2P steps (thin wrappers so call objects read like the protocol). NTgCalls 3.0.5 corrupts memory (segfaults
@@ -167,19 +169,21 @@ class Endpoint:
     # crashed a stress run now and then; with creating, connecting, attaching playback and stopping taking turns
     # across the whole process (`_lifecycle_lock`) it did not. Measured in docs/decisions.md.
     async def create(self, peer_id: int) -> None:
-        stopping = self._stopping.get(peer_id)
-        if stopping is not None:  # the previous call with this user is still being torn down
-            await asyncio.shield(stopping)
-        async with _lifecycle_lock():
-            await self._op(peer_id, lambda: self.ntg.create_p2p_call(peer_id))
-            await self._op(peer_id, lambda: self.ntg.set_stream_sources(
-                peer_id, ntgcalls.StreamMode.CAPTURE, ntgcalls.MediaDescription(external_audio(), None, None, None)))
+        media = self._media.get(peer_id)
+        while (stopping := self._stopping.get(peer_id)) is not None:
+            await asyncio.shield(stopping)  # the previous call with this user is still being torn down
+        # Hung up meanwhile (released: no longer attached), this call must not be created at all: nothing would
+        # stop it, and NTgCalls would refuse every later call with this user.
+        await self._in_turn(peer_id, [
+            lambda: self.ntg.create_p2p_call(peer_id),
+            lambda: self.ntg.set_stream_sources(
+                peer_id, ntgcalls.StreamMode.CAPTURE, ntgcalls.MediaDescription(external_audio(), None, None, None)),
+        ], unless_released=media)
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
-        async with _lifecycle_lock():
-            await self._op(peer_id, lambda: self.ntg.set_stream_sources(
-                peer_id, ntgcalls.StreamMode.PLAYBACK, ntgcalls.MediaDescription(external_audio(), None, None, None)))
+        await self._in_turn(peer_id, [lambda: self.ntg.set_stream_sources(
+            peer_id, ntgcalls.StreamMode.PLAYBACK, ntgcalls.MediaDescription(external_audio(), None, None, None))])
 
     async def init_exchange(self, peer_id: int, g: int, p: bytes, random: bytes, g_a_hash: bytes | None) -> bytes:
         dh = ntgcalls.DhConfig(g, p, random)
@@ -190,8 +194,7 @@ class Endpoint:
 
     async def connect(self, peer_id: int, servers: list[ntgcalls.RTCServer], versions: list[str], p2p: bool,
                       custom: str | None) -> None:
-        async with _lifecycle_lock():
-            await self._op(peer_id, lambda: self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom))
+        await self._in_turn(peer_id, [lambda: self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom)])
 
     async def signal(self, peer_id: int, data: bytes) -> None:
         if peer_id in self._stopping:
@@ -213,6 +216,19 @@ class Endpoint:
         self._track(peer_id, future)
         # Shielded: a caller cancelled mid-operation must not make `stop` think NTgCalls is done with it.
         return await asyncio.shield(future)
+
+    async def _in_turn(self, peer_id: int, steps: list[Callable[[], Awaitable[Any]]],
+                       unless_released: CallMedia | None = None) -> None:
+        async def turn() -> None:
+            async with _lifecycle_lock():
+                if unless_released is not None and self._media.get(peer_id) is not unless_released:
+                    raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
+                for step in steps:
+                    await self._op(peer_id, step)
+        # Its own task: a caller cancelled mid-step (a hang-up) must not hand the turn on while NTgCalls still works.
+        task = asyncio.ensure_future(turn())
+        task.add_done_callback(_swallow)
+        await asyncio.shield(task)
 
     def _track(self, peer_id: int, future: "asyncio.Future[Any]") -> None:
         pending = self._pending.setdefault(peer_id, set())
@@ -254,7 +270,8 @@ class Endpoint:
             log.exception("stopping the NTgCalls call with %s failed", peer_id)
         finally:
             del self._stopping[peer_id]
-            done.set_result(None)
+            if not done.done():
+                done.set_result(None)
 
     async def close(self) -> None:
         for peer_id in list(self._media):

@@ -43,6 +43,10 @@ class RpcTimeout(TelegramCallError):
     sip_code = 408
 
 
+class PeerBusy(TelegramCallError):
+    sip_code = 486
+
+
 class AnonymousUser(TelegramCallError):
     sip_code = 470
 

@@ -15,7 +15,7 @@ import ntgcalls
 from pyrogram import raw
 
 from app.telegram.endpoint import FRAME_10MS, CallMedia
-from app.telegram.errors import CallFailed, TelegramCallError, TelegramError, call_error
+from app.telegram.errors import CallFailed, PeerBusy, TelegramCallError, TelegramError, call_error
 from app.telegram.peer import Peer
 
 if TYPE_CHECKING:
@@ -158,6 +158,8 @@ class PrivateCall:
                 raw.functions.phone.AcceptCall(peer=self.input_call(), g_b=g_b, protocol=call_protocol())
             )
         except Exception as exc:  # noqa: BLE001 - every failure ends the call with a typed error
+            if self.ended.done():  # the caller hung up meanwhile: that is what happened, not a failure
+                raise CallEnded(self.ended.result()) from exc
             await self._fail(exc)
             raise call_error(exc) from exc
         self._answered = True
@@ -169,6 +171,9 @@ class PrivateCall:
             return
         duration = self.duration
         await self._finish(CallEnd(reason, by_peer=False, answered=self._answered, duration=duration))
+        await self._discard(reason, duration)
+
+    async def _discard(self, reason: DiscardReason, duration: int) -> None:
         if self.id is not None:
             try:
                 await self.account.invoke(
@@ -185,6 +190,8 @@ class PrivateCall:
         The pacer stays quiet while live audio flows and fills silence when it stops, so no buffering
         adds delay on the way to Telegram.
         """
+        if self.ended.done():
+            return  # never into a newer call with the same user
         endpoint, peer_id = self.account.endpoint, self.peer.id
         for start in range(0, len(pcm) - FRAME_10MS + 1, FRAME_10MS):
             endpoint.push_frame(peer_id, pcm[start : start + FRAME_10MS])
@@ -222,6 +229,12 @@ class PrivateCall:
                     video=False,
                 )
             )
+        except asyncio.CancelledError:
+            # The caller gave up (a SIP CANCEL) during setup: the NTgCalls call made for it is stopped. Cancelled
+            # inside RequestCall, Telegram's answer (and the call id to discard) is lost; the user's phone then
+            # rings until Telegram's own timeout.
+            await self._finish(CallEnd(DiscardReason.HANGUP, by_peer=False, answered=False, duration=0))
+            raise
         except Exception as exc:  # noqa: BLE001
             error = call_error(exc)
             await self._finish(CallEnd(DiscardReason.DISCONNECT, by_peer=True, answered=False, duration=0, error=error))
@@ -277,6 +290,8 @@ class PrivateCall:
 
     async def _start_media(self) -> None:
         endpoint = self.account.endpoint
+        if endpoint.busy_with(self.peer.id):  # NTgCalls keys calls by user: one call with each user at a time
+            raise PeerBusy("this account is already in a call with the user")
         endpoint.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
                                                 self._on_frame_direct))
         # Owned from here: a hangup while NTgCalls still creates the call must stop it once created.
@@ -370,9 +385,9 @@ class PrivateCall:
             log.debug("call %s: %s after it ended", self, error)
             return
         log.warning("call %s failed: %s", self, error)
-        await self.hangup(DiscardReason.DISCONNECT)
-        if not self.ended.done():
-            await self._finish(CallEnd(DiscardReason.DISCONNECT, False, self._answered, self.duration, error))
+        duration = self.duration
+        await self._finish(CallEnd(DiscardReason.DISCONNECT, False, self._answered, duration, error))
+        await self._discard(DiscardReason.DISCONNECT, duration)
 
     async def _finish(self, end: CallEnd) -> None:
         if self.ended.done():

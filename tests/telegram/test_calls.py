@@ -7,7 +7,9 @@ import asyncio
 from app.telegram.account import TelegramAccount
 from app.telegram.endpoint import SAMPLE_RATE
 from app.telegram.privatecall import TICK_BYTES, CallEnded, CallState, DiscardReason, PrivateCall
-from app.telegram.sim import Behaviour, SimNetwork, Tone
+from app.telegram.errors import TelegramError
+from app.telegram.sim import Behaviour, SimNetwork, SimPhone, Tone
+from app.telegram.sim.network import TIMEOUT
 
 from tests.audio import dominant_frequency, level_dbfs
 from tests.telegram.conftest import RING_TIMEOUT, PhoneFactory
@@ -180,6 +182,13 @@ async def test_chat_messages_both_ways(gateway: TelegramAccount, make_phone: Pho
     assert kim.messages[0][1] == "ping"
 
 
+async def no_calls_left(gateway: TelegramAccount, *phones: SimPhone) -> None:
+    """Until no NTgCalls call is left in the gateway's engine or the people's."""
+    endpoints = [gateway.endpoint] + [phone.account.endpoint for phone in phones if phone.account]
+    while any([await endpoint.ntg.calls() for endpoint in endpoints if endpoint]):
+        await asyncio.sleep(0.05)
+
+
 async def test_hanging_up_at_any_moment_of_media_setup_leaves_nothing_behind(
         gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
     """NTgCalls crashes the process (segfault) when a call is stopped while another step on it still runs on
@@ -198,11 +207,46 @@ async def test_hanging_up_at_any_moment_of_media_setup_leaves_nothing_behind(
         ends = [asyncio.wait_for(call.ended, 5) for call in calls + [phone.calls[-1] for phone in phones]]
         await asyncio.gather(*ends)
 
-    async def no_calls_left() -> None:
-        while await gateway.endpoint.ntg.calls() or any([await p.account.endpoint.ntg.calls() for p in phones]):
-            await asyncio.sleep(0.05)
-    await asyncio.wait_for(no_calls_left(), 5)  # every NTgCalls call was stopped, on both sides
+    await asyncio.wait_for(no_calls_left(gateway, *phones), 5)  # every NTgCalls call was stopped, on both sides
 
     call = await gateway.call("@echo0")  # and the same people can be called again at once
     await call.wait_connected(10)
     await call.hangup()
+
+
+async def test_caller_giving_up_during_request_call_leaves_nothing_behind(
+        gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:
+    """A SIP CANCEL while RequestCall is on its way: the NTgCalls call made for it must be stopped, or every later
+    call with that user fails (NTgCalls keys calls by user)."""
+    leo = await make_phone("leo", Behaviour(echo=True, record=False))
+    network.inject("phone.RequestCall", TIMEOUT)  # Telegram takes its time to answer
+    placing = asyncio.ensure_future(gateway.call("@leo"))
+
+    async def request_sent() -> None:
+        while (gateway.me.id, "phone.RequestCall") not in network.requests:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(request_sent(), 5)
+    placing.cancel()  # what the SIP side does when its caller hangs up during setup
+    await asyncio.gather(placing, return_exceptions=True)
+    assert placing.cancelled()
+
+    await asyncio.wait_for(no_calls_left(gateway), 5)
+    call = await gateway.call("@leo")  # and leo can be called again
+    await call.wait_connected(10)
+    await call.hangup()
+    assert len(leo.calls) == 1  # the given-up call never reached him
+
+
+async def test_second_call_to_the_same_user_is_busy_and_the_first_goes_on(
+        gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    await make_phone("mia", Behaviour(echo=True, record=False))
+    first = await gateway.call("@mia")
+    await first.wait_connected(10)
+    try:
+        await gateway.call("@mia")
+    except TelegramError as exc:
+        assert exc.sip_code == 486
+    else:
+        raise AssertionError("a second simultaneous call with the same user was placed")
+    assert first.state is CallState.CONNECTED and not first.ended.done()
+    await first.hangup()
