@@ -125,9 +125,9 @@ class Endpoint:
         pcm = b"".join(bytes(f.data) for f in frames)
         if not pcm:
             return
-        posted_at = time.perf_counter()
         if peer_id in self._stopping:
             return  # the last frames of a call being stopped; a newer call with this user may be attached
+        posted_at = time.perf_counter()
         media = self._media.get(peer_id)
         if media is not None and media.on_frame_direct is not None:
             try:

@@ -110,7 +110,7 @@ _CALL_INDEX = {rpc_id: rule for rule in CALL_RULES for rpc_id in rule.rpc_ids}
 _LOGIN_INDEX = {rpc_id: rule for rule in LOGIN_RULES for rpc_id in rule.rpc_ids}
 
 
-def rpc_id(exc: tg.RPCError) -> str:
+def rpc_id(exc: BaseException) -> str:
     """The error id Telegram sent, also for ids this pyrogram has no class for ("[400 SOME_ID]")."""
     known = getattr(exc, "ID", None)
     if known:

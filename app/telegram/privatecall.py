@@ -15,7 +15,7 @@ import ntgcalls
 from pyrogram import raw
 
 from app.telegram.endpoint import FRAME_10MS, CallMedia
-from app.telegram.errors import CallFailed, PeerBusy, TelegramCallError, TelegramError, call_error
+from app.telegram.errors import CallFailed, PeerBusy, TelegramCallError, TelegramError, call_error, rpc_id
 from app.telegram.peer import Peer
 
 if TYPE_CHECKING:
@@ -322,7 +322,7 @@ class PrivateCall:
             await self.account.invoke(raw.functions.phone.SendSignalingData(peer=self.input_call(), data=data))
         except Exception as exc:  # noqa: BLE001
             # After the end (ours, or the other side's that has not reached us yet) a refusal is expected.
-            if not self.ended.done() and "CALL_ALREADY_DECLINED" not in str(exc):
+            if not self.ended.done() and rpc_id(exc) != "CALL_ALREADY_DECLINED":
                 log.warning("SendSignalingData for %s failed: %s", self, exc)
 
     async def _on_signaling_update(self, data: bytes) -> None:

@@ -209,7 +209,7 @@ async def test_hanging_up_at_any_moment_of_media_setup_leaves_nothing_behind(
 
     await asyncio.wait_for(no_calls_left(gateway, *phones), 5)  # every NTgCalls call was stopped, on both sides
 
-    call = await gateway.call("@echo0")  # and the same people can be called again at once
+    call = await gateway.call("@echo0")  # and the same people can be called again
     await call.wait_connected(10)
     await call.hangup()
 
