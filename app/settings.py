@@ -75,6 +75,10 @@ class Settings:
         return self.data_dir / "secret.key"
 
     @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    @property
     def ari_password_path(self) -> Path:
         return self.data_dir / "ari-password"
 

@@ -21,15 +21,16 @@ from app.settings import Settings
 from app.sip.linesync import LineSync
 from app.sip.security import SecurityWatcher
 from app.store.db import Database
-from app.store.secretfile import secret_file
+from app.store.secretfile import private_dir, secret_token
 from app.web.admin import build_app
 
 log = logging.getLogger(__name__)
 
 
 def ari_password(settings: Settings) -> str:
-    """Generated on first start, kept 0600 in the data directory."""
-    return secret_file(settings.ari_password_path)
+    """Generated on first start, kept 0600 in the data directory (written into Asterisk's config at each start,
+    so an empty or damaged one is simply replaced)."""
+    return secret_token(settings.ari_password_path, "the ARI password")
 
 
 def require_install(settings: Settings) -> AsteriskInstall:
@@ -45,6 +46,7 @@ class Gateway:
         self.accounts = accounts or Accounts()
         self.simulate_telegram = simulate_telegram
         self.demo = None
+        private_dir(settings.data_dir)
         self.db = Database(settings.database_url)
         install = require_install(settings)
         password = ari_password(settings)
@@ -137,7 +139,7 @@ class Gateway:
         }
 
     async def start_web(self) -> None:
-        token = secret_file(self.settings.data_dir / "admin-token")
+        token = secret_token(self.settings.admin_token_path, "the admin token")
         self._web = web.AppRunner(build_app(self.db, token, self.status, self._sim_call), access_log=None)
         await self._web.setup()
         bind = self.settings.http_bind

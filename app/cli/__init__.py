@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from app.settings import SettingsError
+from app.store.secretfile import SecretFileError
 
 # Modules under app.cli that define `register(subparsers)`; missing ones are skipped so a
 # command group can land on its own.
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int | None] = args.handler
     try:
         return handler(args) or 0
-    except (CliError, SettingsError) as exc:
+    except (CliError, SettingsError, SecretFileError) as exc:
         print(f"tgtrunk: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_call(args: argparse.Namespace) -> int:
     settings = load_settings()
-    token_path = settings.data_dir / "admin-token"
+    token_path = settings.admin_token_path
     if not token_path.exists():
         raise CliError("the gateway has not run yet here (no admin token); start `tgtrunk serve --simulate-telegram`")
     bind = settings.http_bind

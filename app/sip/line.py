@@ -7,6 +7,9 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from app.store.line import DtmfMethod, Line, LineMode
 
@@ -111,7 +114,11 @@ def endpoint_id(line: Line) -> str:
 
 @dataclass
 class LineRequest:
-    """What a user asked for on the command line or the admin API, before validation."""
+    """What a user asked for on the command line or the admin API, before validation.
+
+    Types are checked strictly by `build_line` (no "abc" for a number, no list for a text, no unknown field)."""
+
+    __pydantic_config__ = ConfigDict(strict=True, extra="forbid", revalidate_instances="always")
 
     name: str
     mode: str
@@ -130,13 +137,38 @@ class LineRequest:
     rules: tuple[str, ...] = ()
     callerid_templates: tuple[str, ...] = ()
     callername_template: str | None = None
-    priority: int = 0
-    max_calls: int | None = None
+    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
+    max_calls: Annotated[int, Field(le=1_000_000)] | None = None
     account: str | None = None
+
+
+_LINE_REQUEST = TypeAdapter(LineRequest)
+
+
+def line_request_from_json(body: bytes) -> LineRequest:
+    """A LineRequest from a JSON object (the admin API's body); LineError says what is wrong with it."""
+    try:
+        return _LINE_REQUEST.validate_json(body)
+    except ValidationError as exc:
+        raise LineError(validation_message(exc)) from None
+
+
+def validation_message(error: ValidationError) -> str:
+    """Every problem pydantic found, one clause each: 'priority: Input should be a valid integer'."""
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"])
+        message = "unknown field" if item["type"] == "unexpected_keyword_argument" else item["msg"]
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 def build_line(request: LineRequest) -> tuple[Line, str | None]:
     """Validate a request into a Line; returns the generated password (to show once), if any."""
+    try:
+        request = _LINE_REQUEST.validate_python(request)
+    except ValidationError as exc:
+        raise LineError(validation_message(exc)) from None
     try:
         mode = LineMode(request.mode)
     except ValueError:

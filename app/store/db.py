@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
+
+from app.store.secretfile import tighten
 
 
 def _import_tables() -> None:
@@ -29,7 +32,7 @@ class Database:
         self.url = url
         connect_args: dict[str, object] = {}
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            private_database_file(Path(url.removeprefix("sqlite:///")))
             connect_args = {"check_same_thread": False, "timeout": 30}
         self.engine: Engine = create_engine(url, connect_args=connect_args)
         if url.startswith("sqlite"):
@@ -50,6 +53,17 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def private_database_file(path: Path) -> None:
+    """The database holds password digests: the file is 0600 (in a new directory made 0700) before SQLite opens
+    it. SQLite gives the -wal and -shm files the database file's mode; existing ones are tightened too."""
+    if str(path) in ("", ":memory:"):
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        tighten(file, 0o600)
 
 
 def add_new_columns(engine: Engine) -> list[str]:

@@ -15,6 +15,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from app.store.secretfile import load_secret
+
 ENV_KEY = "TGTRUNK_SECRET_KEY"
 VERSION = b"v1"
 
@@ -53,17 +55,7 @@ class SecretBox:
 
 
 def load_or_create_key(path: Path) -> bytes:
-    try:
-        key = path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = os.urandom(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race; use its key
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-    if len(key) != 32:
-        raise SecretBoxError(f"{path} does not hold a 32-byte key")
-    return key
+    """32 random bytes, created on first use; an empty or short key file is refused, never replaced (the
+    sessions encrypted with the old key would be lost)."""
+    return load_secret(path, lambda: os.urandom(32), lambda key: len(key) == 32, regenerate=False,
+                       what="the session key")

@@ -1,7 +1,8 @@
 """Admin API: status, lines, call records, and the simulator's "call the gateway" button.
 
 Every request needs `Authorization: Bearer <token>`; the token is generated on first start into
-`<data dir>/admin-token` (0600), which the CLI reads.
+`<data dir>/admin-token` (0600), which the CLI reads. A bad request is answered 4xx with a one-line reason;
+bodies are validated in full before anything is stored.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlmodel import select
 
-from app.sip.line import LineError, LineRequest, build_line, check_unique
+from app.sip.line import LineError, build_line, check_unique, line_request_from_json, validation_message
 from app.store.callrecord import CallRecord
 from app.store.db import Database
 from app.store.line import Line, LineStatus
@@ -23,14 +24,27 @@ from app.store.line import Line, LineStatus
 log = logging.getLogger(__name__)
 
 SimCall = Callable[[str], Awaitable[None]]
+MAX_LAST = 1000  # call records one request may ask for
+
+
+class SimCallBody(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    user: str
 
 
 def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall) -> web.Application:
+    if not token:
+        raise ValueError("the admin API needs a non-empty token")
+    expected = f"Bearer {token}".encode()
+
     @web.middleware
     async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given, token):
-            raise web.HTTPUnauthorized(text="missing or wrong admin token (see <data dir>/admin-token)\n")
+        # Compared as bytes: compare_digest refuses non-ASCII text, and a header may hold anything.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, expected):
+            raise web.HTTPUnauthorized(text="missing or wrong admin token: send 'Authorization: Bearer <token>' "
+                                            "(the token is in <data dir>/admin-token)\n",
+                                       headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
 
     app = web.Application(middlewares=[auth])
@@ -52,18 +66,12 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
 
     @routes.post("/api/lines")
     async def post_line(request: web.Request) -> web.Response:
-        body = await request.json()
-        known = {f.name for f in dataclass_fields(LineRequest)}
-        unknown = sorted(set(body) - known)
-        if unknown:
-            raise web.HTTPBadRequest(text=f"unknown field(s): {', '.join(unknown)}\n")
         try:
-            values = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
-            line, generated = build_line(LineRequest(**values))
+            line, generated = build_line(line_request_from_json(await request.read()))
             with db.session() as session:
                 check_unique(list(session.exec(select(Line))), line)
                 session.add(line)
-        except (LineError, TypeError) as exc:
+        except LineError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from None
         return web.json_response({"name": line.name, "password": generated}, status=201)
 
@@ -79,14 +87,20 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
 
     @routes.get("/api/calls")
     async def get_calls(request: web.Request) -> web.Response:
-        last = int(request.query.get("last", "20"))
+        raw = request.query.get("last", "20")
+        last = int(raw) if raw.isascii() and raw.isdigit() else 0
+        if not 1 <= last <= MAX_LAST:
+            raise web.HTTPBadRequest(text=f"last={raw!r}: give a whole number from 1 to {MAX_LAST}\n")
         with db.session() as session:
             records = list(session.exec(select(CallRecord).order_by(CallRecord.id.desc()).limit(last)))
         return web.json_response([r.model_dump(mode="json") for r in records])
 
     @routes.post("/api/sim/call")
     async def post_sim_call(request: web.Request) -> web.Response:
-        user = (await request.json()).get("user", "")
+        try:
+            user = SimCallBody.model_validate_json(await request.read()).user
+        except ValidationError as exc:
+            raise web.HTTPBadRequest(text=f"body must be {{\"user\": NAME}}: {validation_message(exc)}\n") from None
         try:
             await sim_call(user)
         except KeyError:
@@ -97,3 +111,4 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
 
     app.add_routes(routes)
     return app
+
