@@ -133,31 +133,30 @@ async def test_call_while_the_stasis_app_is_not_connected_gets_503(sim_gateway, 
     assert status.startswith("503"), status  # retryable, so the PBX fails over (a bare Hangup() gave 603)
 
 
-PBX_ANSWERS_AND_HANGS_UP = """
+PBX_HANGS_UP_WHEN_ANSWERED = """
 [general]
 static = yes
 
-[from-tgtrunk]
-exten => _X.,1,Answer()
- same => n,Hangup()
+[hang-up-when-answered]
+exten => s,1,Hangup()
 """
 
 
-async def test_pbx_hanging_up_right_after_its_200_is_a_normal_hang_up(sim_gateway, sim_phone, asterisk_install):
-    await sim_gateway.add_line("office", username="pbx1", password="pbx-side-secret", pbx_number="100")
-    bob = await sim_phone("bob", Behaviour(record=False))
+async def test_pbx_caller_hanging_up_right_after_the_200_is_a_normal_hang_up(sim_gateway, sim_phone, asterisk_install):
+    await sim_gateway.add_line("office", username="pbx1", password="pbx-side-secret")
+    echo = await sim_phone("echo", Behaviour(echo=True, record=False))
     pbx = PbxAsterisk(asterisk_install, PBX_TRUNK_ONLY.format(
         to_gateway_port=free_port("127.0.0.5"), registrar_port=free_port("127.0.0.6"),
-        gateway=sim_gateway.sip_server), extensions_conf=PBX_ANSWERS_AND_HANGS_UP)
+        gateway=sim_gateway.sip_server), extensions_conf=PBX_HANGS_UP_WHEN_ANSWERED)
     await pbx.start()
     try:
         await pbx.wait_registration("tgtrunk")
-        call = await bob.call(GATEWAY_PHONE)
-        end = await asyncio.wait_for(call.ended, 15)
-        assert end.by_peer
-        record = await sim_gateway.wait_record()
-        assert (record.direction, record.result_code, record.reason) == (
-            "telegram-to-sip", 200, "SIP side hung up")
-        assert sim_gateway.gateway.stasis.active_per_line["office"] == 0
+        # The PBX's leg runs Hangup() the moment the 200 arrives: its BYE follows the ACK at once.
+        await pbx.ari.request("POST", "/channels", params={
+            "endpoint": "PJSIP/echo@tgtrunk", "context": "hang-up-when-answered", "extension": "s", "priority": 1})
+        record = await sim_gateway.wait_record(timeout=15)
+        assert (record.direction, record.result_code, record.reason) == ("sip-to-telegram", 200, "SIP side hung up")
+        end = await asyncio.wait_for(echo.calls[-1].ended, 5)
+        assert end.by_peer and end.answered
     finally:
         await pbx.stop()
