@@ -24,6 +24,10 @@ class AriError(Exception):
         self.message = message
 
 
+# What an ARI request raises when Asterisk refuses it, is unreachable or died while answering.
+ARI_FAILURES: tuple[type[BaseException], ...] = (AriError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
 class AriClient:
     def __init__(self, host: str, port: int, username: str, password: str, app: str) -> None:
         self.base_url = f"http://{host}:{port}/ari"
@@ -32,6 +36,7 @@ class AriClient:
         self._session: aiohttp.ClientSession | None = None
         self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
         self.connected = asyncio.Event()
+        self._retry_now = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -62,6 +67,14 @@ class AriClient:
     async def ping(self) -> bool:
         try:
             await self.request("GET", "/asterisk/ping")
+            return True
+        except (aiohttp.ClientError, asyncio.TimeoutError, AriError):
+            return False
+
+    async def app_registered(self) -> bool:
+        """Asterisk knows the application (its `Stasis()` calls reach us)."""
+        try:
+            await self.request("GET", f"/applications/{self.app}")
             return True
         except (aiohttp.ClientError, asyncio.TimeoutError, AriError):
             return False
@@ -104,8 +117,22 @@ class AriClient:
             if self.connected.is_set():
                 log.warning("ARI events connection lost; reconnecting")
             self.connected.clear()
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.wait_for(self._retry_now.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            self._retry_now.clear()
             delay = min(delay * 2, 2.0)
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Wait until the events websocket is open and the application registered; ARI was just seen
+        answering, so a reconnection waiting out its back-off is tried at once."""
+        async def registered() -> None:
+            self._retry_now.set()
+            await self.connected.wait()
+            while not await self.app_registered():
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(registered(), timeout)
 
     def _dispatch(self, event: AriEvent) -> None:
         for handler in self._handlers.get(event.get("type", ""), ()):

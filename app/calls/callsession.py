@@ -8,7 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from app.ari.client import AriClient, AriError
+from app.ari.client import ARI_FAILURES, AriClient, AriError
 from app.calls.mediabridge import MediaBridge
 from app.store.callrecord import CallRecord
 from app.store.db import Database
@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 
 DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
 DTMF_GROUP_S = 1.0  # digits typed within this pause go to the chat as one message
+
+
+ASTERISK_LOST = (500, "Asterisk was lost")
+
+
+class AsteriskLost(Exception):
+    """Asterisk died during the call: no hang-up will come from the SIP side, the call ends now."""
 
 
 class Reject(Exception):
@@ -62,6 +69,7 @@ class CallSession:
         self.media: MediaBridge | None = None
         self.answered = False
         self.sip_gone = asyncio.Event()
+        self.asterisk_lost = False
         self.record = CallRecord(direction=self.direction, line=line, account=handle.name if handle else None)
         self._dtmf_buffer = ""
         self._dtmf_flush: asyncio.TimerHandle | None = None
@@ -88,6 +96,37 @@ class CallSession:
     # Events from the SIP side ------------------------------------------------------------------
     def on_sip_hangup(self) -> None:
         self.sip_gone.set()
+
+    def on_asterisk_lost(self) -> None:
+        self.asterisk_lost = True
+        self.sip_gone.set()
+
+    async def sip_channel_gone(self) -> bool:
+        """Whether the SIP channel has hung up, asking Asterisk when its event has not arrived yet."""
+        if self.sip_gone.is_set():
+            return True
+        if not self.sip_channel_id:
+            return False
+        try:
+            await self.ari.request("GET", f"/channels/{self.sip_channel_id}")
+        except AriError as exc:
+            return exc.status == 404
+        except ARI_FAILURES:
+            return False
+        return False
+
+    async def ari_failed(self, exc: BaseException) -> tuple[int, str]:
+        """An ARI request failed (or Asterisk was lost): end the Telegram side; the code and reason to record."""
+        if self.asterisk_lost:
+            await self.hang_up_telegram(DiscardReason.DISCONNECT)
+            return ASTERISK_LOST
+        if await self.sip_channel_gone():
+            # The SIP side hung up while the call was still being set up (e.g. right after the 200):
+            # the request failed with "Channel not found", but this is an ordinary hang-up.
+            await self.hang_up_telegram(DiscardReason.HANGUP)
+            return (200, "SIP side hung up") if self.answered else (487, "SIP caller cancelled")
+        await self.hang_up_telegram(DiscardReason.DISCONNECT)
+        return 500, f"Asterisk: {exc}"
 
     def on_sip_dtmf(self, digit: str) -> None:
         if not (self.handle and self.handle.dtmf_out and self.tg_call and self.answered):
@@ -135,6 +174,8 @@ class CallSession:
     async def talk(self) -> str:
         """Both sides connected: wait until one hangs up, end the other; returns the reason."""
         if await self.until_either_ends() == "sip":
+            if self.asterisk_lost:
+                raise AsteriskLost
             await self.hang_up_telegram(DiscardReason.HANGUP)
             return "SIP side hung up"
         await self.hang_up_sip()
@@ -154,7 +195,7 @@ class CallSession:
         if self.sip_channel_id and not self.sip_gone.is_set():
             try:
                 await self.ari.request("DELETE", f"/channels/{self.sip_channel_id}", params={"reason": cause})
-            except (AriError, OSError):
+            except ARI_FAILURES:
                 pass
 
     async def hang_up_telegram(self, reason: DiscardReason = DiscardReason.HANGUP) -> None:
@@ -202,7 +243,7 @@ async def reject_channel(ari: AriClient, channel_id: str, code: int) -> None:
     try:
         await ari.request("POST", f"/channels/{channel_id}/continue",
                           params={"context": REJECT_CONTEXT, "extension": str(code), "priority": 1})
-    except (AriError, OSError):
+    except ARI_FAILURES:
         pass  # the caller already hung up, or Asterisk is gone
 
 

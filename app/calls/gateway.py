@@ -66,12 +66,13 @@ class Gateway:
             self.ari, self.db, self.instance.host_dir / "etc" / "pjsip_bans.conf",
             reload_pjsip=self._reload_pjsip, show_registrations=self._show_registrations,
         )
-        self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready)
         self.security = SecurityWatcher(
             self.instance.log_dir / "security.log", self.db, self.lines.line_for_endpoint,
             settings.ban_threshold, settings.ban_window_s, settings.ban_duration_s,
         )
         self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts, settings.max_calls)
+        self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
+                                             on_lost=self.stasis.on_asterisk_lost)
         self._tasks: list[asyncio.Task[None]] = []
         self._web: web.AppRunner | None = None
 
@@ -155,10 +156,11 @@ class Gateway:
         # was seen to stop listening now and then (see docs/decisions.md).
         await self.start_web()
         await self.start_telegram()
+        # The events websocket first: Asterisk is ready only once it has registered the Stasis application.
+        self._tasks = [asyncio.create_task(self.ari.run_events(), name="ari-events")]
         await self.supervisor.start()
-        self._tasks = [
+        self._tasks += [
             asyncio.create_task(self.supervisor.watch(), name="asterisk-supervisor"),
-            asyncio.create_task(self.ari.run_events(), name="ari-events"),
             asyncio.create_task(self.lines.run(self.supervisor.ready), name="line-sync"),
             asyncio.create_task(self.security.run(), name="security-log"),
             asyncio.create_task(self.accounts.watch_settings(self.db), name="account-settings"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from app.ari.client import AriClient, AriError
+from app.ari.client import ARI_FAILURES, AriClient, AriError
 from app.media.relay import RtpRelay
 from app.media.rtp import FORMATS
 
@@ -54,5 +54,5 @@ class MediaBridge:
             except AriError as exc:
                 if exc.status != 404:
                     log.warning("cleaning up %s: %s", path, exc)
-            except OSError:
+            except ARI_FAILURES:
                 pass  # Asterisk is gone: nothing left to clean

@@ -6,8 +6,8 @@ import asyncio
 import logging
 import time
 
-from app.ari.client import AriError
-from app.calls.callsession import CallSession, Reject, ended_code, reject_channel, telegram_target
+from app.ari.client import ARI_FAILURES
+from app.calls.callsession import AsteriskLost, CallSession, Reject, ended_code, reject_channel, telegram_target
 from app.sip.dialplan import DialError, target_for
 from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
@@ -52,9 +52,8 @@ class SipToTelegram(CallSession):
         except asyncio.CancelledError:
             code, reason = 487, "SIP caller cancelled"
             await self.hang_up_telegram(DiscardReason.HANGUP)
-        except (AriError, OSError) as exc:
-            code, reason = 500, f"Asterisk: {exc}"
-            await self.hang_up_telegram(DiscardReason.DISCONNECT)
+        except (AsteriskLost, *ARI_FAILURES) as exc:
+            code, reason = await self.ari_failed(exc)
         if not self.answered and code != 487:
             log.warning("line %s: call to %r refused with %d %s", line.name, dialled, code, reason)
             await self.reject_sip(code)
@@ -71,7 +70,7 @@ class SipToTelegram(CallSession):
                 done, _ = await asyncio.wait({waiter, sip_gone}, return_when=asyncio.FIRST_COMPLETED)
                 if sip_gone in done:
                     waiter.cancel()
-                    raise asyncio.CancelledError
+                    raise AsteriskLost if self.asterisk_lost else asyncio.CancelledError
                 waiter.result()
                 if step == call.wait_ringing:
                     await self.ari.request("POST", f"/channels/{self.sip_channel_id}/ring")

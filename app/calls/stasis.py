@@ -55,6 +55,7 @@ class StasisApp:
         self.originating: dict[str, TelegramToSip] = {}
         self.active_per_line: Counter[str] = Counter()
         self.active = 0
+        self.live: set[CallSession] = set()  # every call from _track until its work ends
         self._keys = itertools.count(1)
         self._in_stasis: dict[str, asyncio.Future[None]] = {}
         ari.on("StasisStart", self.on_stasis_start)
@@ -191,6 +192,14 @@ class StasisApp:
         if session is not None:
             session.on_sip_dtmf(event["digit"])
 
+    def on_asterisk_lost(self) -> None:
+        """Asterisk died: its channels are gone without a hang-up event, so every call ends now."""
+        if self.live:
+            log.warning("Asterisk was lost: ending %d call(s)", len(self.live))
+        for session in list(self.live):
+            session.on_asterisk_lost()
+        self._in_stasis.clear()  # channels of the Asterisk that died
+
     # Bookkeeping -------------------------------------------------------------------------------
     def _track(self, session: CallSession, line: Line, channel_id: str | None = None) -> None:
         # Counted before the first await, so parallel attempts see an exact count.
@@ -198,6 +207,7 @@ class StasisApp:
         session.wait_in_stasis = self.wait_in_stasis
         if channel_id is not None:
             session.bind_channel(channel_id)
+        self.live.add(session)
         self.active_per_line[line.name] += 1
         self.active += 1
         if session.handle:
@@ -212,6 +222,7 @@ class StasisApp:
         except Exception:
             log.exception("call on line %s failed", line.name)
         finally:
+            self.live.discard(session)
             self.active_per_line[line.name] -= 1
             self.active -= 1
             if session.handle:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from app.ari.client import AriError
-from app.calls.callsession import CallSession, Reject
+from app.ari.client import ARI_FAILURES
+from app.calls.callsession import AsteriskLost, CallSession, Reject
 from app.sip.callerid import caller_fields, caller_id
 from app.sip.line import endpoint_id
 from app.store.line import Line, LineMode, utcnow
@@ -79,9 +79,8 @@ class TelegramToSip(CallSession):
         except TelegramError as exc:
             code, reason = exc.sip_code, exc.reason
             await self.hang_up_sip()
-        except (AriError, OSError) as exc:
-            code, reason = 500, f"Asterisk: {exc}"
-            await self.hang_up_telegram(DiscardReason.DISCONNECT)
+        except (AsteriskLost, *ARI_FAILURES) as exc:
+            code, reason = await self.ari_failed(exc)
         await self.close(code, reason)
 
     async def _originate(self, call: PrivateCall, line: Line, key: str) -> None:
@@ -116,6 +115,8 @@ class TelegramToSip(CallSession):
             return
         if caller_left in done:
             raise CallEnded(call.ended.result())
+        if self.asterisk_lost:
+            raise AsteriskLost
         code, reason, _ = CAUSES.get(self.sip_cause or 0, (480, "No answer", DiscardReason.MISSED))
         raise Reject(code, reason)
 

@@ -21,16 +21,20 @@ class AsteriskDiedError(RuntimeError):
 
 class AsteriskSupervisor:
     def __init__(self, instance: AsteriskInstance, ari: AriClient,
-                 on_ready: Callable[[], Awaitable[None]]) -> None:
+                 on_ready: Callable[[], Awaitable[None]], on_lost: Callable[[], None] = lambda: None) -> None:
         self.instance = instance
         self.ari = ari
         self.on_ready = on_ready
+        self.on_lost = on_lost  # Asterisk died: every channel it held is gone
         self.ready = asyncio.Event()
         self.restarts = 0
         self._stopping = False
 
     async def start(self) -> None:
-        """Start Asterisk and return once ARI answers (raises if it cannot come up)."""
+        """Start Asterisk and return once it is ready (raises if it cannot come up).
+
+        Ready means ARI answers and the events websocket has registered the Stasis application: before
+        that a call would hit `Stasis()` with no application (the dialplan answers those 503)."""
         await self._start_once()
 
     async def _start_once(self) -> None:
@@ -46,6 +50,11 @@ class AsteriskSupervisor:
                 await self.instance.stop()
                 raise AsteriskDiedError(f"ARI did not answer within {READY_TIMEOUT_S:.0f} s")
             await asyncio.sleep(0.05)
+        try:
+            await self.ari.wait_connected(max(READY_TIMEOUT_S - (time.monotonic() - started), 1.0))
+        except asyncio.TimeoutError:
+            await self.instance.stop()
+            raise AsteriskDiedError(f"the ARI events websocket did not connect within {READY_TIMEOUT_S:.0f} s") from None
         log.info("ARI ready %.2f s after start", time.monotonic() - started)
         await self.on_ready()
         self.ready.set()
@@ -59,6 +68,7 @@ class AsteriskSupervisor:
                 return
             self.ready.clear()
             log.error("Asterisk exited (code %s); restarting it in %.1f s", code, delay)
+            self.on_lost()
             await asyncio.sleep(delay)
             try:
                 await self._start_once()

@@ -68,7 +68,7 @@ async def sim_gateway(asterisk_install, tmp_path: Path) -> AsyncIterator[SimGate
     gateway = Gateway(load_settings(env), accounts)
     stop = asyncio.Event()
     runner = asyncio.create_task(gateway.run(stop))
-    ready = asyncio.create_task(gateway.ari.connected.wait())
+    ready = asyncio.create_task(gateway.supervisor.ready.wait())  # ready: the Stasis app is registered
     done, _ = await asyncio.wait({runner, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     if runner in done:
         runner.result()
