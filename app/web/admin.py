@@ -25,9 +25,12 @@ log = logging.getLogger(__name__)
 SimCall = Callable[[str], Awaitable[None]]
 
 
-def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall) -> web.Application:
+def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall,
+              health: Callable[[], dict[str, Any]] = lambda: {"ok": True}) -> web.Application:
     @web.middleware
     async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path == "/healthz":  # for monitors and `tgtrunk status`: says which part fails, no secrets
+            return await handler(request)
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given, token):
             raise web.HTTPUnauthorized(text="missing or wrong admin token (see <data dir>/admin-token)\n")
@@ -35,6 +38,11 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
 
     app = web.Application(middlewares=[auth])
     routes = web.RouteTableDef()
+
+    @routes.get("/healthz")
+    async def get_health(_request: web.Request) -> web.Response:
+        body = health()
+        return web.json_response(body, status=200 if body["ok"] else 503)
 
     @routes.get("/api/status")
     async def get_status(_request: web.Request) -> web.Response:
