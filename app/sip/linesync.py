@@ -94,6 +94,7 @@ class LineSync:
         self.bans_file.write_text(text)
         if self.pushed_bans is not None or bans:
             await self.reload_pjsip()
+            log.info("bans in Asterisk: %s", ", ".join(bans) or "none")
         self.pushed_bans = tuple(bans)
 
     async def run(self, ready: asyncio.Event) -> None:
