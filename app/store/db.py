@@ -104,6 +104,12 @@ class Database:
             session.add_all(rows)
 
     def close(self) -> None:
+        if self.held:
+            try:
+                self._write_rows(list(self.held))
+                self.held.clear()
+            except OperationalError as exc:
+                log.error("%d held row(s) are lost: the database still cannot be written (%s)", len(self.held), exc.orig)
         self.engine.dispose()
 
 
