@@ -197,11 +197,10 @@ class SmallDisk:
         return f"sqlite:///{self.path / 'tgtrunk.db'}"
 
     def fill(self) -> None:
-        with open(self.path / "filler", "wb") as filler:
+        with open(self.path / "filler", "wb", buffering=0) as filler:
             try:
                 while True:
-                    filler.write(b"\0" * 65536)
-                    filler.flush()
+                    filler.write(b"\0" * 4096)  # page by page: not a byte is left free
             except OSError:
                 pass
 
