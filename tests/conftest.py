@@ -181,3 +181,39 @@ async def baresip_factory() -> AsyncIterator:
     yield make
     for peer in peers:
         await peer.stop()
+
+
+@dataclass
+class SmallDisk:
+    """A 1 MB tmpfs of its own: `fill()` makes it full (SQLite then fails every write), `free()` recovers it.
+
+    The gateway runs as root, so permissions cannot make its database unwritable; a full disk can. (A read-only
+    remount is refused while the database file is open for writing.)"""
+
+    path: Path
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.path / 'tgtrunk.db'}"
+
+    def fill(self) -> None:
+        with open(self.path / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 4096)  # page by page: not a byte is left free
+            except OSError:
+                pass
+
+    def free(self) -> None:
+        (self.path / "filler").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    path = tmp_path / "small-disk"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(path)], check=True)
+    try:
+        yield SmallDisk(path)
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=False)

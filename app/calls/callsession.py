@@ -226,8 +226,7 @@ class CallSession:
             record.delay_to_telegram_p99_us = round(c.percentile("delay_to_telegram_us", 99), 1)
             record.delay_to_sip_p50_us = round(c.percentile("delay_to_sip_us", 50), 1)
             record.delay_to_sip_p99_us = round(c.percentile("delay_to_sip_us", 99), 1)
-        with self.db.session() as session:
-            session.add(record)
+        self.db.add_or_hold(record)  # a full or read-only disk must not lose the record: held and retried
         if self.handle:
             self.handle.sessions.discard(self)
         log.info("call %s on line %s ended: %s %s (%d s; RTP in %d lost %d late %d, out %d of which silence %d)",

@@ -22,6 +22,7 @@ from app.sip.linesync import LineSync
 from app.sip.security import SecurityWatcher
 from app.store.db import Database
 from app.store.secretfile import private_dir, secret_token
+from app.supervise import TaskSupervisor
 from app.web.admin import build_app
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Gateway:
         self.lines = LineSync(
             self.ari, self.db, self.instance.host_dir / "etc" / "pjsip_bans.conf",
             reload_pjsip=self._reload_pjsip, show_registrations=self._show_registrations,
+            memory_bans=lambda: self.security.active_bans(),
         )
         self.security = SecurityWatcher(
             self.instance.log_dir / "security.log", self.db, self.lines.line_for_endpoint,
@@ -73,7 +75,7 @@ class Gateway:
         self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts, settings.max_calls)
         self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
                                              on_lost=self.stasis.on_asterisk_lost)
-        self._tasks: list[asyncio.Task[None]] = []
+        self.tasks = TaskSupervisor()
         self._web: web.AppRunner | None = None
 
     async def _on_asterisk_ready(self) -> None:
@@ -137,11 +139,22 @@ class Gateway:
             "accounts": sorted(self.accounts.handles),
             "active_calls": dict(self.stasis.active_per_line),
             "simulated_telegram": self.demo is not None,
+            "tasks": self.tasks.status(),
         }
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz answers: each part with ok true/false; `ok` is all of them."""
+        parts = {
+            "asterisk": {"ok": self.supervisor.ready.is_set(), "pid": self.instance.pid},
+            "database": {"ok": self.db.write_error is None, "error": self.db.write_error,
+                         "held_rows": len(self.db.held)},
+            "tasks": {"ok": self.tasks.ok, **self.tasks.status()},
+        }
+        return {"ok": all(part["ok"] for part in parts.values()), **parts}
 
     async def start_web(self) -> None:
         token = secret_token(self.settings.admin_token_path, "the admin token")
-        self._web = web.AppRunner(build_app(self.db, token, self.status, self._sim_call), access_log=None)
+        self._web = web.AppRunner(build_app(self.db, token, self.status, self._sim_call, self.health), access_log=None)
         await self._web.setup()
         bind = self.settings.http_bind
         await web.TCPSite(self._web, bind.host, bind.port).start()
@@ -157,14 +170,13 @@ class Gateway:
         await self.start_web()
         await self.start_telegram()
         # The events websocket first: Asterisk is ready only once it has registered the Stasis application.
-        self._tasks = [asyncio.create_task(self.ari.run_events(), name="ari-events")]
+        self.tasks.start("ari-events", self.ari.run_events)
         await self.supervisor.start()
-        self._tasks += [
-            asyncio.create_task(self.supervisor.watch(), name="asterisk-supervisor"),
-            asyncio.create_task(self.lines.run(self.supervisor.ready), name="line-sync"),
-            asyncio.create_task(self.security.run(), name="security-log"),
-            asyncio.create_task(self.accounts.watch_settings(self.db), name="account-settings"),
-        ]
+        self.tasks.start("asterisk-supervisor", self.supervisor.watch)
+        self.tasks.start("line-sync", lambda: self.lines.run(self.supervisor.ready))
+        self.tasks.start("security-log", self.security.run)
+        self.tasks.start("account-settings", lambda: self.accounts.watch_settings(self.db))
+        self.tasks.start("held-rows", self.db.write_held)
         await asyncio.wait_for(self.ari.connected.wait(), 10)
         log.info(
             "tgtrunk is running: SIP on %s, admin API on http://%s, ARI on 127.0.0.1:%s, %d line(s)",
@@ -175,9 +187,7 @@ class Gateway:
     async def close(self) -> None:
         log.info("stopping: ending calls and Asterisk")
         await self._hang_up_all()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.stop()
         await self.supervisor.stop()
         if self._web is not None:
             await self._web.cleanup()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import urllib.error
+import urllib.request
+from typing import Any
 
 from sqlmodel import select
 
@@ -33,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"asterisk: {install.version + (' in ' + str(install.root) if install.root else ' (system)') if install else 'not installed (run `tgtrunk asterisk install`)'}")
     pid = _serve_pid(settings.pid_path)
     print(f"gateway:  {'running (pid %d), SIP on %s' % (pid, settings.sip_bind) if pid else 'not running (start it with `tgtrunk serve`)'}")
+    if pid:
+        _print_health(settings.http_bind.host, settings.http_bind.port)
     db = Database(settings.database_url)
     now = utcnow()
     with db.session() as session:
@@ -49,3 +55,25 @@ def run(args: argparse.Namespace) -> int:
         left = int((ban.until - now).total_seconds())
         print(f"  {ban.address:<16} {ban.failures} failures ({ban.reason}), {left} s left")
     return 0
+
+
+def _print_health(host: str, port: int) -> None:
+    """The running gateway's /healthz: which part fails, and each background task."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as response:
+            health: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as exc:  # 503: something fails, the body says what
+        health = json.loads(exc.read() or b"{}")
+    except (OSError, ValueError) as exc:
+        print(f"health:   unknown (the admin API at {host}:{port} does not answer: {exc})")
+        return
+    failing = [name for name, part in health.items() if isinstance(part, dict) and not part.get("ok")]
+    print(f"health:   {'ok' if health.get('ok') else 'FAILING: ' + ', '.join(failing)}")
+    database = health.get("database", {})
+    if database.get("error") or database.get("held_rows"):
+        print(f"  database cannot be written: {database.get('error')}; {database.get('held_rows', 0)} row(s) held in memory")
+    for name, task in health.get("tasks", {}).items():
+        if isinstance(task, dict):
+            error = f", last error: {task['last_error']}" if task.get("last_error") else ""
+            print(f"  task {name:<20} {task['state']}, {task['restarts']} restart(s){error}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from app.ari.client import AriClient, AriError
@@ -28,12 +29,14 @@ _REGISTRATION_ROW = re.compile(r"^\s*(\S+?)/\S+\s+\S+\s+(\w+)", re.MULTILINE)
 class LineSync:
     def __init__(self, ari: AriClient, db: Database, bans_file: Path,
                  reload_pjsip: Callable[[], Awaitable[None]],
-                 show_registrations: Callable[[], Awaitable[str]]) -> None:
+                 show_registrations: Callable[[], Awaitable[str]],
+                 memory_bans: Callable[[], Iterable[str]] = tuple) -> None:
         self.ari = ari
         self.db = db
         self.bans_file = bans_file
         self.reload_pjsip = reload_pjsip
         self.show_registrations = show_registrations
+        self.memory_bans = memory_bans  # bans in force that the database may not hold (it could not be written)
         self.pushed: dict[tuple[str, str], PjsipObject] = {}
         self.pushed_bans: tuple[str, ...] | None = None
         self.lines: dict[str, Line] = {}
@@ -61,8 +64,8 @@ class LineSync:
         now = utcnow()
         with self.db.session() as session:
             lines = list(session.exec(select(Line).order_by(Line.priority.desc(), Line.name)))
-            bans = sorted(b.address for b in session.exec(select(Ban).where(Ban.until > now)))
-        return lines, bans
+            bans = {b.address for b in session.exec(select(Ban).where(Ban.until > now))}
+        return lines, sorted(bans.union(self.memory_bans()))
 
     async def _sync_objects(self, lines: list[Line]) -> None:
         desired: dict[tuple[str, str], PjsipObject] = {}
@@ -91,23 +94,33 @@ class LineSync:
         self.bans_file.write_text(text)
         if self.pushed_bans is not None or bans:
             await self.reload_pjsip()
+            log.info("bans in Asterisk: %s", ", ".join(bans) or "none")
         self.pushed_bans = tuple(bans)
 
     async def run(self, ready: asyncio.Event) -> None:
         """Poll the database: a change made by the CLI or the API reaches Asterisk within a second."""
         last_status = 0.0
         loop = asyncio.get_running_loop()
+        failing_since: float | None = None
         while True:
             await ready.wait()
             try:
                 await self.sync()
                 if loop.time() - last_status > STATUS_INTERVAL_S:
-                    last_status = loop.time()
                     await self.record_status()
+                    last_status = loop.time()
             except (AriError, OSError, asyncio.TimeoutError) as exc:
-                log.debug("line sync deferred: %s", exc)
-            except Exception:
-                log.exception("line sync failed; retrying")
+                log.debug("line sync deferred: %s", exc)  # Asterisk restarting: its supervisor says so
+            except Exception as exc:  # noqa: BLE001 - said once per streak, retried every poll
+                if failing_since is None:
+                    failing_since = loop.time()
+                    log.warning("line sync is failing (%s: %s); retrying every %.1f s", type(exc).__name__,
+                                getattr(exc, "orig", None) or exc, POLL_INTERVAL_S,
+                                exc_info=not isinstance(exc, SQLAlchemyError))
+            else:
+                if failing_since is not None:
+                    log.info("line sync works again after %.0f s", loop.time() - failing_since)
+                    failing_since = None
             await asyncio.sleep(POLL_INTERVAL_S)
 
     async def record_status(self) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.store.ban import Ban
 from app.store.db import Database
 from app.store.line import utcnow
@@ -31,6 +33,7 @@ FAILURES = {
 # From user (often "anonymous") names no endpoint, challenges it, and the PBX's authenticated retry (same Call-ID)
 # then succeeds. Such a failure is held this long and forgotten if that retry succeeds.
 RETRY_GRACE_S = 2.0
+STORE_RETRY_S = 2.0  # a ban the database could not take is tried again this often
 
 
 def successful_request(line: str) -> tuple[str, str] | None:
@@ -77,6 +80,13 @@ class SecurityWatcher:
         self._banned: dict[str, float] = {}
         self._pending: dict[str, tuple[AuthFailure, float]] = {}  # by SessionID, until RETRY_GRACE_S passes
         self._last_session: tuple[str, float] = ("", 0.0)
+        self._unstored: dict[str, Ban] = {}  # bans in force that the database could not take yet
+        self._store_retry_at = 0.0
+
+    def active_bans(self, now: float | None = None) -> list[str]:
+        """Addresses banned now, whether or not the database holds the ban (LineSync pushes both)."""
+        now = asyncio.get_running_loop().time() if now is None else now
+        return sorted(address for address, until in self._banned.items() if until > now)
 
     async def run(self) -> None:
         position = self.log_file.stat().st_size if self.log_file.exists() else 0
@@ -131,6 +141,22 @@ class SecurityWatcher:
             if now - seen >= RETRY_GRACE_S:
                 del self._pending[session]
                 self._count(failure, now)
+        if self._unstored and now >= self._store_retry_at:
+            self._store_unstored(now)
+
+    def _store_unstored(self, now: float) -> None:
+        try:
+            with self.db.session() as session:
+                for ban in self._unstored.values():
+                    session.merge(ban)
+        except SQLAlchemyError as exc:
+            self._store_retry_at = now + STORE_RETRY_S
+            log.debug("bans not stored yet: %s", exc)
+            return
+        if self._store_retry_at:
+            log.info("the database took the ban(s) kept in memory: %s", ", ".join(self._unstored))
+        self._store_retry_at = 0.0
+        self._unstored.clear()
 
     def _count(self, failure: AuthFailure, now: float) -> None:
         if self._banned.get(failure.address, 0) > now:
@@ -151,10 +177,14 @@ class SecurityWatcher:
     def _ban(self, failure: AuthFailure, count: int, now: float) -> None:
         self._banned[failure.address] = now + self.ban_s
         self._failures.pop(failure.address, None)
-        until = utcnow() + timedelta(seconds=self.ban_s)
-        with self.db.session() as session:
-            session.merge(Ban(address=failure.address, reason=failure.kind, failures=count, until=until))
+        ban = Ban(address=failure.address, reason=failure.kind, failures=count,
+                  until=utcnow() + timedelta(seconds=self.ban_s))
         log.warning(
             "banned %s for %.0f s after %d failed authentications in %.0f s (last: %s); `tgtrunk status` lists bans",
             failure.address, self.ban_s, count, self.window_s, failure.kind,
         )
+        self._unstored[ban.address] = ban
+        self._store_unstored(now)
+        if ban.address in self._unstored:
+            log.warning("the ban of %s is kept in memory and enforced, but not stored: the database cannot be "
+                        "written (%s); it is stored when the database recovers", ban.address, self.db.write_error)

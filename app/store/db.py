@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from app.store.secretfile import tighten
+
+log = logging.getLogger(__name__)
+
+HELD_ROWS_LIMIT = 1000  # rows kept in memory while the database cannot be written (the oldest go first)
 
 
 def _import_tables() -> None:
@@ -26,7 +34,10 @@ def _import_tables() -> None:
 
 
 class Database:
-    """Owns the engine; `session()` gives a transaction that commits on success."""
+    """Owns the engine; `session()` gives a transaction that commits on success.
+
+    It remembers whether the last write failed (`write_error`, for /healthz), and `add_or_hold` keeps a row
+    that cannot be written in memory until `write_held` gets it in."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -40,18 +51,68 @@ class Database:
         _import_tables()
         SQLModel.metadata.create_all(self.engine)
         add_new_columns(self.engine)
+        self.write_error: str | None = None
+        self.held: deque[SQLModel] = deque(maxlen=HELD_ROWS_LIMIT)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
+            event.listen(session, "after_flush", _mark_written)
             try:
                 yield session
+                written = bool(session.new or session.dirty or session.deleted or session.info.get("written"))
                 session.commit()
-            except BaseException:
+            except BaseException as exc:
                 session.rollback()
+                if isinstance(exc, OperationalError) and (session.new or session.dirty or session.deleted
+                                                          or session.info.get("written")):
+                    self.write_error = str(exc.orig)
                 raise
+            if written:
+                self.write_error = None
+
+    def add_or_hold(self, row: SQLModel) -> bool:
+        """Write a row; if the database cannot take it, keep it for `write_held` (False then)."""
+        try:
+            with self.session() as session:
+                session.add(row)
+            return True
+        except OperationalError as exc:
+            if not self.held:
+                log.warning("the database cannot be written (%s): %s rows are kept in memory (up to %d) and "
+                            "written when it can", exc.orig, type(row).__name__, HELD_ROWS_LIMIT)
+            elif len(self.held) == HELD_ROWS_LIMIT:
+                log.error("the database still cannot be written: %d held rows, the oldest is dropped",
+                          HELD_ROWS_LIMIT)
+            self.held.append(row)
+            return False
+
+    async def write_held(self, every_s: float = 1.0) -> None:
+        """Keep trying to write the held rows, oldest first (a supervised background task)."""
+        while True:
+            await asyncio.sleep(every_s)
+            if not self.held:
+                continue
+            count = len(self.held)
+            try:
+                await asyncio.to_thread(self._write_rows, list(self.held))
+            except OperationalError:
+                continue
+            for _ in range(count):
+                self.held.popleft()
+            log.info("the database can be written again: %d held row(s) written", count)
+
+    def _write_rows(self, rows: list[SQLModel]) -> None:
+        with self.session() as session:
+            session.add_all(rows)
 
     def close(self) -> None:
+        if self.held:
+            try:
+                self._write_rows(list(self.held))
+                self.held.clear()
+            except OperationalError as exc:
+                log.error("%d held row(s) are lost: the database still cannot be written (%s)", len(self.held), exc.orig)
         self.engine.dispose()
 
 
@@ -64,6 +125,10 @@ def private_database_file(path: Path) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         tighten(file, 0o600)
+
+
+def _mark_written(session: Session, _flush_context: object) -> None:
+    session.info["written"] = True
 
 
 def add_new_columns(engine: Engine) -> list[str]:

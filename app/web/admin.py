@@ -32,13 +32,16 @@ class SimCallBody(BaseModel):
     user: str
 
 
-def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall) -> web.Application:
+def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], sim_call: SimCall,
+              health: Callable[[], dict[str, Any]] = lambda: {"ok": True}) -> web.Application:
     if not token:
         raise ValueError("the admin API needs a non-empty token")
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path == "/healthz":  # for monitors and `tgtrunk status`: says which part fails, no secrets
+            return await handler(request)
         # Compared as bytes: compare_digest refuses non-ASCII text, and a header may hold anything.
         given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, expected):
@@ -49,6 +52,11 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
 
     app = web.Application(middlewares=[auth])
     routes = web.RouteTableDef()
+
+    @routes.get("/healthz")
+    async def get_health(_request: web.Request) -> web.Response:
+        body = health()
+        return web.json_response(body, status=200 if body["ok"] else 503)
 
     @routes.get("/api/status")
     async def get_status(_request: web.Request) -> web.Response:

@@ -56,7 +56,13 @@ class SimGateway:
 
 
 @pytest.fixture
-async def sim_gateway(asterisk_install, tmp_path: Path) -> AsyncIterator[SimGateway]:
+def gateway_extra_env() -> dict[str, str]:
+    """TGTRUNK_* settings a test module wants for its gateway (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+async def sim_gateway(asterisk_install, tmp_path: Path, gateway_extra_env: dict[str, str]) -> AsyncIterator[SimGateway]:
     network = SimNetwork(ring_timeout=30.0)
     me = network.add_user(GATEWAY_PHONE, "Gateway", username="tgtrunk_gw")
     account = TelegramAccount(SimClient("gateway", network, user_id=me.id), ring_timeout=4.0, rpc_timeout=2.0,
@@ -64,7 +70,7 @@ async def sim_gateway(asterisk_install, tmp_path: Path) -> AsyncIterator[SimGate
     await account.start()
     accounts = Accounts()
     accounts.add("main", account)
-    env = gateway_env(tmp_path / "gw", free_port(), free_port())
+    env = gateway_env(tmp_path / "gw", free_port(), free_port(), **gateway_extra_env)
     gateway = Gateway(load_settings(env), accounts)
     stop = asyncio.Event()
     runner = asyncio.create_task(gateway.run(stop))
