@@ -49,7 +49,7 @@ class Target:
 
 # The `regex` engine (not `re`) for its time limit: a rule with catastrophic backtracking must not stall every
 # call of the gateway. Its inline flags apply from where they are written (`(?i)ECHO`: the whole pattern).
-RULE_TIME_LIMIT_S = 0.04
+RULE_TIME_LIMIT_S = 0.025
 
 
 class RuleError(ValueError):

@@ -66,5 +66,8 @@ async def test_a_backtracking_rule_is_cut_short_without_stalling_the_gateway(sim
     assert answer.startswith("500"), answer
     record = await sim_gateway.wait_record()
     assert record.result_code == 500 and "gave no answer" in record.reason, record.reason
-    assert max(stalls) < 0.1, f"the event loop stalled {max(stalls) * 1000:.0f} ms"
+    # The rule itself costs the loop 25 ms (tests/unit/test_dialplan.py measures its CPU time); the longest gap
+    # also holds the rest of the call's handling and, on a busy CI machine, other processes' turns (57-118 ms seen
+    # with other test runs in parallel). Before the time limit this rule held the loop for seconds.
+    assert max(stalls) < 0.3, f"the event loop stalled {max(stalls) * 1000:.0f} ms"
     print(f"longest event-loop stall during the call: {max(stalls) * 1000:.1f} ms")

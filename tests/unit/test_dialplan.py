@@ -67,7 +67,7 @@ def test_inline_flags_work_as_written():
 def test_a_rule_that_backtracks_for_ever_is_stopped_within_the_time_limit():
     rules = [r"(a|a)+$=x"]
     started = time.thread_time()
-    with pytest.raises(RuleError, match=r"gave no answer for 'a{40}b' within 40 ms"):
+    with pytest.raises(RuleError, match=r"gave no answer for 'a{40}b' within 25 ms"):
         apply_rules(rules, "a" * 40 + "b")
     assert time.thread_time() - started < 0.1
 
