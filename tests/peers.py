@@ -146,3 +146,40 @@ class BaresipPeer:
                 await self.process.wait()
         if not os.environ.get("TGTRUNK_KEEP_PEER_FILES"):
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def register_guess(source: str, server: tuple[str, int], user: str, password: str, call_id: str, cseq: int) -> int:
+    """One password guess the way a scanner makes it: REGISTER, and on 401 the same with digest credentials
+    (same Call-ID). Returns the final SIP status code. Blocking; run it in a thread."""
+    import hashlib
+    import re
+    import secrets
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(5)
+        local = "%s:%d" % sock.getsockname()
+        uri = f"sip:{server[0]}:{server[1]}"
+
+        def send(seq: int, authorization: str | None) -> str:
+            lines = [f"REGISTER {uri} SIP/2.0", f"Via: SIP/2.0/UDP {local};branch=z9hG4bK{secrets.token_hex(8)};rport",
+                     "Max-Forwards: 70", f"From: <sip:{user}@{server[0]}>;tag={secrets.token_hex(4)}",
+                     f"To: <sip:{user}@{server[0]}>", f"Call-ID: {call_id}", f"CSeq: {seq} REGISTER",
+                     f"Contact: <sip:{user}@{local}>", "Expires: 60"]
+            if authorization:
+                lines.append(authorization)
+            sock.sendto(("\r\n".join(lines + ["Content-Length: 0", "", ""])).encode(), server)
+            return sock.recvfrom(65535)[0].decode(errors="replace")
+
+        answer = send(cseq, None)
+        realm, nonce = re.search(r'realm="([^"]+)"', answer), re.search(r'nonce="([^"]+)"', answer)
+        if not answer.startswith("SIP/2.0 401") or realm is None or nonce is None:
+            return int(answer.split()[1])
+        realm, nonce = realm.group(1), nonce.group(1)
+        response = md5(f"{md5(f'{user}:{realm}:{password}')}:{nonce}:{md5(f'REGISTER:{uri}')}")
+        answer = send(cseq + 1, f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", '
+                                f'uri="{uri}", response="{response}", algorithm=MD5')
+        return int(answer.split()[1])

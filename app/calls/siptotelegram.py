@@ -8,7 +8,7 @@ import time
 
 from app.ari.client import ARI_FAILURES
 from app.calls.callsession import AsteriskLost, CallSession, Reject, ended_code, reject_channel, telegram_target
-from app.sip.dialplan import DialError, target_for
+from app.sip.dialplan import DialError, RuleError, target_for
 from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
 from app.telegram.privatecall import CallEnded, DiscardReason
@@ -32,6 +32,8 @@ class SipToTelegram(CallSession):
                 target = target_for(line.rules, dialled)
             except DialError as exc:
                 raise Reject(404, str(exc)) from None
+            except RuleError as exc:
+                raise Reject(500, f"line {line.name}: {exc}") from None
             account = self.handle.account
             call = await account.call(telegram_target(target.kind.value, target.value))
             self.tg_call = call
@@ -54,6 +56,10 @@ class SipToTelegram(CallSession):
             await self.hang_up_telegram(DiscardReason.HANGUP)
         except (AsteriskLost, *ARI_FAILURES) as exc:
             code, reason = await self.ari_failed(exc)
+        except Exception as exc:  # a bug must still answer the caller and leave a record
+            log.exception("line %s: call to %r failed", line.name, dialled)
+            code, reason = 500, f"internal error: {exc!r}"
+            await self.hang_up_telegram(DiscardReason.DISCONNECT)
         if not self.answered and code != 487:
             log.warning("line %s: call to %r refused with %d %s", line.name, dialled, code, reason)
             await self.reject_sip(code)

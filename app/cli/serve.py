@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
 import socket
 
 from app.cli import CliError
 from app.pbx.install import InstallError
 from app.pbx.supervisor import AsteriskDiedError
 from app.settings import Settings, load_settings
+from app.store.datalock import DataDirInUse, lock_data_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,12 +46,18 @@ def check_ports_free(settings: Settings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.calls.gateway import serve
-
     settings = load_settings()
-    check_ports_free(settings)
     try:
+        lock = lock_data_dir(settings.data_dir)  # before anything in the data directory is written
+    except DataDirInUse as exc:
+        raise CliError(str(exc)) from None
+    from app.calls.gateway import serve  # imports pyrogram, which logs a line: after the refusal above
+
+    try:
+        check_ports_free(settings)
         asyncio.run(serve(settings, args.simulate_telegram))
     except (InstallError, AsteriskDiedError) as exc:
         raise CliError(str(exc)) from None
+    finally:
+        os.close(lock)
     return 0

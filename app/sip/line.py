@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
+from app.sip.dialplan import RuleError, compile_rule
 from app.store.line import DtmfMethod, Line, LineMode
 
 GATEWAY_REALM = "tgtrunk"
@@ -86,13 +87,10 @@ def check_codecs(text: str) -> str:
 
 
 def check_rule(text: str) -> str:
-    pattern, sep, _replacement = text.rpartition("=")
-    if not sep or not pattern:
-        raise LineError(f"rule {text!r} must look like 'REGEX=REPLACEMENT'")
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise LineError(f"rule {text!r}: bad regular expression ({exc})") from None
+        compile_rule(text)
+    except RuleError as exc:
+        raise LineError(str(exc)) from None
     return text
 
 

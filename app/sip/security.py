@@ -29,9 +29,16 @@ FAILURES = {
 }
 
 
-# A request refused for a reason that its own retry can cure: Asterisk logs InvalidAccountID for an INVITE whose
-# From user (often "anonymous") names no endpoint, challenges it, and the PBX's authenticated retry (same Call-ID)
-# then succeeds. Such a failure is held this long and forgotten if that retry succeeds.
+# Asterisk answers a request that names no endpoint, or fails an endpoint's ACL, with a decoy challenge from an
+# artificial endpoint: every such request ends with an event for AccountID "<unknown>", ChallengeSent (no
+# credentials) or ChallengeResponseFailed (credentials, always wrong). These decoy events are what is counted, one
+# per request. InvalidAccountID, which names the user, is logged only for some of them (from the fifth unidentified
+# request of an address in a few seconds), FailedACL for each; either comes just before its request's decoy event.
+DECOY_ACCOUNT = "<unknown>"
+
+# A request refused for a reason that its own retry can cure: an INVITE whose From user (often "anonymous") names
+# no endpoint is challenged, and the PBX's authenticated retry (same Call-ID) then succeeds. Such a failure is held
+# this long and forgotten if that retry succeeds.
 RETRY_GRACE_S = 2.0
 STORE_RETRY_S = 2.0  # a ban the database could not take is tried again this often
 
@@ -52,19 +59,38 @@ class AuthFailure:
     address: str
     port: str
     session: str
+    challenged: bool = False  # the decoy challenge of a request without credentials (ChallengeSent "<unknown>")
 
     @classmethod
     def parse(cls, line: str) -> "AuthFailure | None":
         fields = dict(_PAIR.findall(line))
-        kind = FAILURES.get(fields.get("SecurityEvent", ""))
+        event = fields.get("SecurityEvent", "")
         account = fields.get("AccountID", "")
-        if kind is None or account == "<unknown>":
-            # "<unknown>" is Asterisk's decoy challenge that accompanies an InvalidAccountID or FailedACL.
+        kind = FAILURES.get(event)
+        if account == DECOY_ACCOUNT:
+            if event not in ("ChallengeSent", "ChallengeResponseFailed"):
+                return None
+            # What the request named is not logged here; the event just before it may say (see handle_line).
+            kind = FAILURES["InvalidAccountID"]
+        if kind is None:
             return None
         # RemoteAddress="IPV4/UDP/127.0.0.2/5062"
         parts = fields.get("RemoteAddress", "").split("/")
         address, port = (parts[2], parts[3]) if len(parts) >= 4 else ("?", "?")
-        return cls(kind, account, address, port, fields.get("SessionID", ""))
+        return cls(kind, account, address, port, fields.get("SessionID", ""), event == "ChallengeSent")
+
+    @property
+    def decoy(self) -> bool:
+        return self.account == DECOY_ACCOUNT
+
+
+@dataclass
+class _Challenged:
+    """A request without credentials that got a decoy challenge: its answer (same Call-ID) is the same attempt."""
+
+    failure: AuthFailure
+    seen: float
+    counted: bool
 
 
 class SecurityWatcher:
@@ -78,8 +104,9 @@ class SecurityWatcher:
         self.ban_s = ban_s
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._banned: dict[str, float] = {}
-        self._pending: dict[str, tuple[AuthFailure, float]] = {}  # by SessionID, until RETRY_GRACE_S passes
-        self._last_session: tuple[str, float] = ("", 0.0)
+        self._challenged: dict[str, list[_Challenged]] = defaultdict(list)  # by SessionID
+        self._named: tuple[AuthFailure, float] | None = None  # InvalidAccountID / FailedACL before its decoy event
+        self._last_counted: dict[str, tuple[str, float]] = {}  # by address: (SessionID, when)
         self._unstored: dict[str, Ban] = {}  # bans in force that the database could not take yet
         self._store_retry_at = 0.0
 
@@ -115,32 +142,69 @@ class SecurityWatcher:
         succeeded = successful_request(line)
         if succeeded is not None:
             session, address = succeeded
-            pending = self._pending.get(session)
-            if pending is not None and pending[0].address == address:
-                del self._pending[session]  # the unidentified request's authenticated retry got in
+            # The unidentified request's authenticated retry got in: its challenge is forgiven.
+            self._challenged[session] = [c for c in self._challenged.pop(session, []) if c.failure.address != address]
+            if not self._challenged[session]:
+                del self._challenged[session]
+            if self._named and (self._named[0].session, self._named[0].address) == (session, address):
+                self._named = None
             return
         failure = AuthFailure.parse(line)
         if failure is None:
             return
-        if failure.kind == FAILURES["InvalidAccountID"] and failure.session:
-            # Only an unidentified request can be cured by its own authenticated retry; it waits for that.
-            self._pending.setdefault(failure.session, (failure, now))
+        if not failure.decoy:
+            self._settle_named(now)
+            if failure.kind in (FAILURES["InvalidAccountID"], FAILURES["FailedACL"]):
+                self._named = (failure, now)  # its request's decoy event follows
+            else:
+                self._count(failure, now)  # a wrong password for a line's own user
             return
-        # Asterisk reports one refused request several times (ACL, then the artificial challenge);
-        # a request (SIP Call-ID) counts once within a second.
-        session, seen = self._last_session
-        self._last_session = (failure.session, now)
-        if failure.session and failure.session == session and now - seen < 1.0:
+        named = self._named[0] if self._named and self._named[0].session == failure.session else None
+        if named is not None:
+            self._named = None
+        else:
+            self._settle_named(now)
+        request = named or failure  # the same request, with the user it named and the precise reason
+        if failure.challenged:
+            # An unidentified request can still be cured by its authenticated retry; an untrusted address cannot.
+            definite = request.kind != FAILURES["InvalidAccountID"]
+            if definite:
+                self._count(request, now)
+            self._challenged[request.session].append(_Challenged(request, now, definite))
             return
-        self._count(failure, now)
+        # Credentials for no usable endpoint: a failed attempt, together with the challenge it answers, if any.
+        waiting = self._challenged.get(request.session)
+        challenge = waiting.pop(0) if waiting else None
+        if waiting is not None and not waiting:
+            del self._challenged[request.session]
+        if challenge is None:
+            self._count(request, now)
+        elif not challenge.counted:
+            self._count(request if challenge.failure.decoy else challenge.failure, now)
+
+    def _settle_named(self, now: float) -> None:
+        """A named failure whose decoy event never came is a request of its own."""
+        if self._named is None:
+            return
+        failure, seen = self._named
+        self._named = None
+        counted = failure.kind != FAILURES["InvalidAccountID"]
+        if counted:
+            self._count(failure, now)
+        self._challenged[failure.session].append(_Challenged(failure, seen, counted))
 
     def flush(self, now: float | None = None) -> None:
-        """Count the failures whose request was not retried successfully in time."""
+        """Count the challenged requests that were not retried successfully in time."""
         now = asyncio.get_running_loop().time() if now is None else now
-        for session, (failure, seen) in list(self._pending.items()):
-            if now - seen >= RETRY_GRACE_S:
-                del self._pending[session]
-                self._count(failure, now)
+        if self._named and now - self._named[1] >= RETRY_GRACE_S:
+            self._settle_named(now)
+        for session, waiting in list(self._challenged.items()):
+            while waiting and now - waiting[0].seen >= RETRY_GRACE_S:
+                first = waiting.pop(0)
+                if not first.counted:
+                    self._count(first.failure, now)
+            if not waiting:
+                del self._challenged[session]
         if self._unstored and now >= self._store_retry_at:
             self._store_unstored(now)
 
@@ -161,6 +225,12 @@ class SecurityWatcher:
     def _count(self, failure: AuthFailure, now: float) -> None:
         if self._banned.get(failure.address, 0) > now:
             return
+        # A client retrying one request with new credentials at once (baresip sends a dozen within milliseconds,
+        # same Call-ID) makes one attempt: a Call-ID counts at most once a second.
+        session, counted_at = self._last_counted.get(failure.address, ("", 0.0))
+        if failure.session and failure.session == session and now - counted_at < 1.0:
+            return
+        self._last_counted[failure.address] = (failure.session, now)
         line_name = self.line_for_account(failure.account)
         where = f"line {line_name}" if line_name else "no line"
         log.warning(
@@ -177,6 +247,7 @@ class SecurityWatcher:
     def _ban(self, failure: AuthFailure, count: int, now: float) -> None:
         self._banned[failure.address] = now + self.ban_s
         self._failures.pop(failure.address, None)
+        self._last_counted.pop(failure.address, None)
         ban = Ban(address=failure.address, reason=failure.kind, failures=count,
                   until=utcnow() + timedelta(seconds=self.ban_s))
         log.warning(

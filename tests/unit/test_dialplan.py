@@ -1,7 +1,10 @@
+import time
+
 import pytest
 
 from app.sip.callerid import caller_fields, caller_id
-from app.sip.dialplan import DialError, Target, TargetKind, apply_rules, target_for
+from app.sip.dialplan import DialError, RuleError, Target, TargetKind, apply_rules, target_for
+from app.sip.line import LineError, LineRequest, build_line, check_rule
 
 
 @pytest.mark.parametrize(("dialled", "target"), [
@@ -38,3 +41,40 @@ def test_caller_id_first_fully_known_template_wins():
     assert caller_id([], "{name_ascii}", cyrillic) == ("+79161234567", "Ivan Petrov")
     hidden = caller_fields(None, "zoe", 777, "Zoë")
     assert caller_id(["+{phone}", "{userid}"], None, hidden) == ("777", "Zoë")
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    (r"(\d+)=\2", r"bad replacement '\\\\2' \(invalid group reference"),
+    (r"(?P<n>\d+)=\g<m>", r"bad replacement .*unknown group"),
+    ("([0-9]=x", "bad regular expression"),
+    ("abc=x\\", "bad replacement"),
+    ("=x", "must look like 'REGEX=REPLACEMENT'"),
+])
+def test_a_rule_that_would_fail_on_a_call_is_refused_when_saved(rule, message):
+    with pytest.raises(LineError, match=message):
+        build_line(LineRequest("desk", "register", rules=(rule,)))
+
+
+def test_inline_flags_work_as_written():
+    rule = "(?i)ECHO=echo"
+    assert check_rule(rule) == rule
+    assert target_for([rule], "Echo") == Target(TargetKind.USERNAME, "echo")
+    assert target_for(["x(?i)y=zed1"], "xY") == Target(TargetKind.USERNAME, "zed1")
+
+
+# Time is measured as this thread's CPU time: what the rule costs the event loop, without the time a loaded CI
+# machine spends running other processes.
+def test_a_rule_that_backtracks_for_ever_is_stopped_within_the_time_limit():
+    rules = [r"(a|a)+$=x"]
+    started = time.thread_time()
+    with pytest.raises(RuleError, match=r"gave no answer for 'a{40}b' within 25 ms"):
+        apply_rules(rules, "a" * 40 + "b")
+    assert time.thread_time() - started < 0.1
+
+
+def test_the_time_limit_covers_all_of_a_lines_rules_together():
+    rules = [r"(a|aa)+$=x"] * 5
+    started = time.thread_time()
+    with pytest.raises(RuleError, match="gave no answer"):
+        apply_rules(rules, "a" * 30 + "b")
+    assert time.thread_time() - started < 0.1

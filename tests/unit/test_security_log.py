@@ -13,8 +13,14 @@ def test_wrong_password_is_a_failure_with_account_and_address():
     assert AuthFailure.parse(WRONG) == AuthFailure("wrong password", "pbx1", "127.0.0.3", "37167", "abc")
 
 
-def test_decoy_challenge_and_normal_challenge_are_not_failures():
-    assert AuthFailure.parse(DECOY) is None
+def test_a_wrong_answer_to_the_decoy_challenge_is_an_unknown_user():
+    """Asterisk logs credentials for a user it does not know as ChallengeResponseFailed of "<unknown>"."""
+    assert AuthFailure.parse(DECOY) == AuthFailure("unknown user", "<unknown>", "127.0.0.3", "37167", "abc")
+    assert AuthFailure.parse(DECOY.replace("ChallengeResponseFailed", "ChallengeSent")) == AuthFailure(
+        "unknown user", "<unknown>", "127.0.0.3", "37167", "abc", challenged=True)
+
+
+def test_a_normal_challenge_is_not_a_failure():
     assert AuthFailure.parse(SENT) is None
 
 
@@ -71,4 +77,74 @@ def test_a_success_does_not_excuse_wrong_passwords_or_another_address(tmp_path):
     security.flush(now=308.0)
     with db.session() as session:
         assert [(b.address, b.failures) for b in session.exec(select(Ban))] == [("127.0.0.3", 3)]
+    db.close()
+
+
+def event(kind: str, account: str, session: str = "s1", address: str = "127.0.0.5") -> str:
+    """A line as Asterisk 22 writes it (fields trimmed)."""
+    return (f'[2026-11-29 19:00:09] SECURITY[21287] res_security_log.c: SecurityEvent="{kind}",Severity="Error",'
+            f'Service="PJSIP",EventVersion="1",AccountID="{account}",SessionID="{session}",'
+            f'LocalAddress="IPV4/UDP/127.0.0.1/47277",RemoteAddress="IPV4/UDP/{address}/40639"')
+
+
+def bans(db):  # type: ignore[no-untyped-def]
+    from app.store.ban import Ban
+    from sqlmodel import select
+
+    with db.session() as session:
+        return [(b.address, b.reason, b.failures) for b in session.exec(select(Ban))]
+
+
+def test_slow_guesses_for_an_unknown_user_each_count_once(tmp_path):
+    """Seen on the bundled Asterisk: each guess (REGISTER, 401, REGISTER with credentials, 401) logs a decoy
+    ChallengeSent and ChallengeResponseFailed for "<unknown>"; InvalidAccountID only for some requests."""
+    security, db = watcher(tmp_path, threshold=12)
+    for n in range(12):
+        now = 100.0 + 1.2 * n
+        named = n % 3 == 2  # Asterisk names the user for some requests only
+        if named:
+            security.handle_line(event("InvalidAccountID", "nobody"), now=now)
+        security.handle_line(event("ChallengeSent", "<unknown>"), now=now)
+        if named:
+            security.handle_line(event("InvalidAccountID", "nobody"), now=now)
+        security.handle_line(event("ChallengeResponseFailed", "<unknown>"), now=now + 0.01)
+        security.flush(now=now + 0.2)
+        assert bans(db) == ([] if n < 11 else [("127.0.0.5", "unknown user", 12)])
+    db.close()
+
+
+def test_a_flood_counts_every_request_and_a_burst_of_retries_once(tmp_path):
+    security, db = watcher(tmp_path, threshold=50)
+    for n in range(13):  # baresip retrying one REGISTER with new nonces, within milliseconds
+        security.handle_line(event("ChallengeResponseFailed", "<unknown>", "retry"), now=99.0 + n * 0.001)
+    for n in range(49):  # a scanner: a new Call-ID each request
+        security.handle_line(event("ChallengeResponseFailed", "<unknown>", f"f{n}"), now=100.0 + n * 0.001)
+    assert bans(db) == [("127.0.0.5", "unknown user", 50)]
+    db.close()
+
+
+def test_an_untrusted_address_counts_once_per_attempt(tmp_path):
+    """Each request logs FailedACL, then the decoy event of the same request."""
+    security, db = watcher(tmp_path, threshold=3)
+    for n in range(2):
+        security.handle_line(event("FailedACL", "acl1"), now=100.0 + n)
+        security.handle_line(event("ChallengeSent", "<unknown>"), now=100.0 + n)
+        security.handle_line(event("FailedACL", "acl1"), now=100.0 + n)
+        security.handle_line(event("ChallengeResponseFailed", "<unknown>"), now=100.0 + n)
+    security.flush(now=110.0)
+    assert bans(db) == []
+    security.handle_line(event("FailedACL", "acl1"), now=111.0)
+    security.handle_line(event("ChallengeResponseFailed", "<unknown>"), now=111.0)
+    assert bans(db) == [("127.0.0.5", "untrusted address", 3)]
+    db.close()
+
+
+def test_a_pbx_whose_unidentified_invite_is_challenged_then_gets_in_is_not_counted(tmp_path):
+    security, db = watcher(tmp_path, threshold=1)
+    for n in range(5):
+        security.handle_line(event("InvalidAccountID", "anonymous", f"c{n}"), now=100.0)
+        security.handle_line(event("ChallengeSent", "<unknown>", f"c{n}"), now=100.0)
+        security.handle_line(event("SuccessfulAuth", "pbx1", f"c{n}"), now=100.1)
+    security.flush(now=110.0)
+    assert bans(db) == []
     db.close()
