@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ntgcalls_floor.py [--calls 10] [--seconds 15]
 
-N P2P calls over loopback between two `Endpoint`s (the gateway's own wrapper of one NTgCalls each) in this one
+N P2P calls over loopback between two `CallEngine`s (the gateway's own wrapper of one NTgCalls each) in this one
 process, no Telegram, no SIP, no RTP: each leg sends a tone in 10 ms external frames paced every 20 ms (as
 `PrivateCall` does) and receives the other leg's frames through the same batched callback tgtrunk uses.
 Prints this process's CPU (all threads, % of one core) per call leg and the frames each leg received.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import ntgcalls  # noqa: E402
 from pyrogram.crypto.prime import CURRENT_DH_PRIME  # noqa: E402
 
-from app.telegram.endpoint import FRAME_10MS, SAMPLE_RATE, CallMedia, Endpoint, protocol  # noqa: E402
+from app.telegram.callengine import FRAME_10MS, SAMPLE_RATE, CallMedia, CallEngine, protocol  # noqa: E402
 
 DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
 
@@ -38,8 +38,8 @@ def tone(hz: float, seconds: float) -> bytes:
 class Leg:
     """One side of one call: its endpoint, its peer id there, frames heard and connection state."""
 
-    def __init__(self, endpoint: Endpoint, peer_id: int, other: "Endpoint") -> None:
-        self.endpoint, self.peer_id, self.other = endpoint, peer_id, other
+    def __init__(self, endpoint: CallEngine, peer_id: int, other: "CallEngine") -> None:
+        self.engine, self.peer_id, self.other = endpoint, peer_id, other
         self.heard = 0
         self.connected = asyncio.get_running_loop().create_future()
         endpoint.attach(peer_id, CallMedia(self._signal, self._state, self._frame))
@@ -76,7 +76,7 @@ def cpu_seconds() -> float:
 
 
 async def run(calls: int, seconds: float) -> None:
-    gateway, users = Endpoint(), Endpoint()
+    gateway, users = CallEngine(), CallEngine()
     legs: list[Leg] = []
     for peer_id in range(1, calls + 1):
         caller, callee = Leg(gateway, peer_id, users), Leg(users, peer_id, gateway)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
-from app.calls.callsession import AccountHandle
 from app.settings import Settings
 from app.store.account import TelegramAccountRow
 from app.store.db import Database
@@ -17,9 +17,25 @@ from app.store.secretbox import SecretBox
 from app.telegram.account import TelegramAccount
 from app.telegram.sessions import open_account
 
+if TYPE_CHECKING:
+    from app.calls.callsession import CallSession
+
 log = logging.getLogger(__name__)
 
 SETTINGS_WARN_AFTER = 10  # failed refreshes in a row (one a second) before the log says so
+
+
+@dataclass
+class AccountHandle:
+    """A running Telegram account and the session settings the call flow reads."""
+
+    name: str
+    account: TelegramAccount
+    dtmf_in: bool = True
+    dtmf_out: bool = True
+    max_calls: int | None = None  # concurrent calls, both directions
+    sessions: set["CallSession"] = field(default_factory=set)
+    active: int = 0  # calls counted against max_calls (kept by the Stasis app)
 
 
 def live_settings(row: TelegramAccountRow) -> dict[str, Any]:

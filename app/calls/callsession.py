@@ -6,15 +6,14 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from app.ari.client import ARI_FAILURES, AriClient, AriError
+from app.calls.accounts import AccountHandle
 from app.calls.mediabridge import MediaBridge
 from app.store.callrecord import CallRecord
 from app.store.db import Database
 from app.store.line import utcnow
-from app.telegram.account import TelegramAccount
-from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.callengine import SAMPLE_RATE
 from app.telegram.peer import Peer
 from app.telegram.privatecall import CallEnded, DiscardReason, PrivateCall
 
@@ -38,19 +37,6 @@ class Reject(Exception):
         super().__init__(f"{code} {reason}")
         self.code = code
         self.reason = reason
-
-
-@dataclass
-class AccountHandle:
-    """A running Telegram account and the session settings the call flow reads."""
-
-    name: str
-    account: TelegramAccount
-    dtmf_in: bool = True
-    dtmf_out: bool = True
-    max_calls: int | None = None  # concurrent calls, both directions
-    sessions: set["CallSession"] = field(default_factory=set)
-    active: int = 0  # calls counted against max_calls (kept by the Stasis app)
 
 
 class CallSession:

@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from app.ari.client import AriClient, AriError, AriEvent
-from app.calls.accounts import Accounts
-from app.calls.callsession import AccountHandle, CallSession, reject_channel
+from app.calls.accounts import AccountHandle, Accounts
+from app.calls.callsession import CallSession, reject_channel
 from app.calls.siptotelegram import SipToTelegram
 from app.calls.telegramtosip import TelegramToSip
 from app.sip.line import endpoint_id

@@ -15,7 +15,7 @@ from pyrogram import Client, raw
 from pyrogram import errors as tg
 from pyrogram.handlers import RawUpdateHandler
 
-from app.telegram.endpoint import Endpoint
+from app.telegram.callengine import CallEngine
 from app.telegram.errors import AnonymousUser, PeerNotFound, call_error
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
@@ -41,7 +41,7 @@ class DhParams:
 
 
 class TelegramAccount:
-    """Wraps a pyrogram `Client` (connected, authorized) and one NTgCalls endpoint."""
+    """Wraps a pyrogram `Client` (connected, authorized) and one NTgCalls call engine."""
 
     def __init__(self, client: Client, *, ring_timeout: float = 90.0, rpc_timeout: float = 10.0,
                  rpc_retries: int = 2) -> None:
@@ -50,7 +50,7 @@ class TelegramAccount:
         self.rpc_timeout = rpc_timeout
         self.rpc_retries = rpc_retries
         self.me: Peer | None = None
-        self.endpoint: Endpoint | None = None  # type: ignore[assignment]
+        self.engine: CallEngine | None = None  # type: ignore[assignment]
         self.on_incoming_call: IncomingCallback | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self.on_message: MessageCallback | None = None
@@ -65,7 +65,7 @@ class TelegramAccount:
     async def start(self) -> "TelegramAccount":
         if not self.client.is_connected:
             await self.client.start()
-        self.endpoint = Endpoint()
+        self.engine = CallEngine()
         handler = RawUpdateHandler(self._on_raw_update)
         self.client.add_handler(handler, group=-100)
         self._handler = (handler, -100)
@@ -85,8 +85,8 @@ class TelegramAccount:
         if self._handler is not None:
             self.client.remove_handler(*self._handler)
             self._handler = None
-        if self.endpoint is not None:
-            await self.endpoint.close()
+        if self.engine is not None:
+            await self.engine.close()
         if self.client.is_connected:
             await self.client.stop()
 
@@ -244,7 +244,7 @@ class TelegramAccount:
         call._on_requested(phone_call)
         call.from_gateway = call.peer.id in self.gateway_user_ids
         self.register(call)
-        if self.endpoint is not None and self.endpoint.busy_with(call.peer.id):
+        if self.engine is not None and self.engine.busy_with(call.peer.id):
             await call.hangup(DiscardReason.BUSY)  # NTgCalls keys calls by user: one call per peer
             return
         try:

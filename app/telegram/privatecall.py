@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import ntgcalls
 from pyrogram import raw
 
-from app.telegram.endpoint import FRAME_10MS, CallMedia
+from app.telegram.callengine import FRAME_10MS, CallMedia
 from app.telegram.errors import CallFailed, PeerBusy, TelegramCallError, TelegramError, call_error, rpc_id
 from app.telegram.peer import Peer
 
@@ -153,7 +153,7 @@ class PrivateCall:
         try:
             dh = await self.account.dh_config()
             await self._start_media()
-            g_b = await self.account.endpoint.init_exchange(self.peer.id, dh.g, dh.p, dh.random, self._g_a_hash)
+            g_b = await self.account.engine.init_exchange(self.peer.id, dh.g, dh.p, dh.random, self._g_a_hash)
             await self.account.invoke(
                 raw.functions.phone.AcceptCall(peer=self.input_call(), g_b=g_b, protocol=call_protocol())
             )
@@ -192,9 +192,9 @@ class PrivateCall:
         """
         if self.ended.done():
             return  # never into a newer call with the same user
-        endpoint, peer_id = self.account.endpoint, self.peer.id
+        engine, peer_id = self.account.engine, self.peer.id
         for start in range(0, len(pcm) - FRAME_10MS + 1, FRAME_10MS):
-            endpoint.push_frame(peer_id, pcm[start : start + FRAME_10MS])
+            engine.push_frame(peer_id, pcm[start : start + FRAME_10MS])
         self._live_until = time.monotonic() + 1.5 * TICK_S
 
     def send_frame(self, pcm: bytes) -> None:
@@ -218,7 +218,7 @@ class PrivateCall:
         try:
             dh = await self.account.dh_config()
             await self._start_media()
-            g_a_hash = await self.account.endpoint.init_exchange(self.peer.id, dh.g, dh.p, dh.random, None)
+            g_a_hash = await self.account.engine.init_exchange(self.peer.id, dh.g, dh.p, dh.random, None)
             self.requested_at = time.perf_counter()
             result = await self.account.invoke(
                 raw.functions.phone.RequestCall(
@@ -260,7 +260,7 @@ class PrivateCall:
         self._resolve(self._ringing)
         self._resolve(self._accepted)
         try:
-            auth = await self.account.endpoint.exchange_keys(self.peer.id, update.g_b, 0)
+            auth = await self.account.engine.exchange_keys(self.peer.id, update.g_b, 0)
             result = await self.account.invoke(
                 raw.functions.phone.ConfirmCall(
                     peer=self.input_call(),
@@ -281,7 +281,7 @@ class PrivateCall:
 
     async def _on_confirmed(self, update: raw.types.PhoneCall) -> None:
         try:
-            await self.account.endpoint.exchange_keys(self.peer.id, update.g_a_or_b, update.key_fingerprint)
+            await self.account.engine.exchange_keys(self.peer.id, update.g_a_or_b, update.key_fingerprint)
             await self._connect(update)
         except Exception as exc:  # noqa: BLE001
             await self._fail(exc)
@@ -289,21 +289,21 @@ class PrivateCall:
     # --- both directions --------------------------------------------------------------------------
 
     async def _start_media(self) -> None:
-        endpoint = self.account.endpoint
-        if endpoint.busy_with(self.peer.id):  # NTgCalls keys calls by user: one call with each user at a time
+        engine = self.account.engine
+        if engine.busy_with(self.peer.id):  # NTgCalls keys calls by user: one call with each user at a time
             raise PeerBusy("this account is already in a call with the user")
-        endpoint.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
+        engine.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
                                                 self._on_frame_direct))
         # Owned from here: a hangup while NTgCalls still creates the call must stop it once created.
         self._media_started = True
-        await endpoint.create(self.peer.id)
+        await engine.create(self.peer.id)
         # NTgCalls wants an unbroken outbound stream from the start (silence when idle).
         self._spawn(self._pace())
 
     async def _connect(self, phone_call: raw.types.PhoneCall) -> None:
         self._set_state(CallState.CONNECTING)
         servers = [_rtc_server(c) for c in phone_call.connections]
-        await self.account.endpoint.connect(
+        await self.account.engine.connect(
             self.peer.id,
             servers,
             list(phone_call.protocol.library_versions),
@@ -311,7 +311,7 @@ class PrivateCall:
             phone_call.custom_parameters.data if phone_call.custom_parameters else None,
         )
         # PLAYBACK only after connect_p2p: attaching it earlier crashes NTgCalls (upstream issue #51).
-        await self.account.endpoint.attach_playback(self.peer.id)
+        await self.account.engine.attach_playback(self.peer.id)
 
     def _on_signaling(self, data: bytes) -> None:
         if self.id is not None and not self.ended.done():
@@ -328,7 +328,7 @@ class PrivateCall:
     async def _on_signaling_update(self, data: bytes) -> None:
         if self._media_started and not self.ended.done():
             try:
-                await self.account.endpoint.signal(self.peer.id, data)
+                await self.account.engine.signal(self.peer.id, data)
             except ntgcalls.ConnectionNotFound:
                 pass  # the call ended while this signaling was on its way
 
@@ -357,14 +357,14 @@ class PrivateCall:
 
     async def _pace(self) -> None:
         loop = asyncio.get_running_loop()
-        endpoint, peer_id = self.account.endpoint, self.peer.id
+        engine, peer_id = self.account.engine, self.peer.id
         next_at = loop.time()
         while not self.ended.done():
             if time.monotonic() >= self._live_until:
                 chunk = self._next_chunk()
                 # Exactly 10 ms per frame: 20 ms frames were measured to arrive ~4 dB quieter.
-                endpoint.push_frame(peer_id, chunk[:FRAME_10MS])
-                endpoint.push_frame(peer_id, chunk[FRAME_10MS:])
+                engine.push_frame(peer_id, chunk[:FRAME_10MS])
+                engine.push_frame(peer_id, chunk[FRAME_10MS:])
             next_at += TICK_S
             delay = next_at - loop.time()
             if delay < -0.2:  # fell far behind (loop stalled): resynchronise instead of bursting
@@ -401,7 +401,7 @@ class PrivateCall:
                 future.exception()  # nobody may be waiting; don't log "never retrieved"
         self.account.unregister(self)
         if self._media_started:
-            self.account.endpoint.release(self.peer.id)  # NTgCalls stops it once idle; the hang-up goes out now
+            self.account.engine.release(self.peer.id)  # NTgCalls stops it once idle; the hang-up goes out now
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from app.telegram.account import TelegramAccount
-from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.callengine import SAMPLE_RATE
 from app.telegram.privatecall import TICK_BYTES, CallEnded, CallState, DiscardReason, PrivateCall
 from app.telegram.errors import TelegramError
 from app.telegram.sim import Behaviour, SimNetwork, SimPhone, Tone
@@ -184,7 +184,7 @@ async def test_chat_messages_both_ways(gateway: TelegramAccount, make_phone: Pho
 
 async def no_calls_left(gateway: TelegramAccount, *phones: SimPhone) -> None:
     """Until no NTgCalls call is left in the gateway's engine or the people's."""
-    endpoints = [gateway.endpoint] + [phone.account.endpoint for phone in phones if phone.account]
+    endpoints = [gateway.engine] + [phone.account.engine for phone in phones if phone.account]
     while any([await endpoint.ntg.calls() for endpoint in endpoints if endpoint]):
         await asyncio.sleep(0.05)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.telegram.account import TelegramAccount
-from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.callengine import SAMPLE_RATE
 from app.telegram.errors import TelegramError
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall

@@ -82,7 +82,7 @@ class CallMedia:
     on_frame_direct: Callable[[bytes, float], bool] | None = None
 
 
-class Endpoint:
+class CallEngine:
     """Owns one `NTgCalls`; call objects register a `CallMedia` under the peer's user id."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
