@@ -8,6 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from app.ari.client import ARI_FAILURES, AriClient, AriError
+from app.calls import codes
 from app.calls.accounts import AccountHandle
 from app.calls.mediabridge import MediaBridge
 from app.store.callrecord import CallRecord
@@ -15,15 +16,12 @@ from app.store.db import Database
 from app.store.line import utcnow
 from app.telegram.callengine import SAMPLE_RATE
 from app.telegram.peer import Peer
-from app.telegram.privatecall import CallEnded, DiscardReason, PrivateCall
+from app.telegram.privatecall import DiscardReason, PrivateCall
 
 log = logging.getLogger(__name__)
 
 DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
 DTMF_GROUP_S = 1.0  # digits typed within this pause go to the chat as one message
-
-
-ASTERISK_LOST = (500, "Asterisk was lost")
 
 
 class AsteriskLost(Exception):
@@ -105,14 +103,14 @@ class CallSession:
         """An ARI request failed (or Asterisk was lost): end the Telegram side; the code and reason to record."""
         if self.asterisk_lost:
             await self.hang_up_telegram(DiscardReason.DISCONNECT)
-            return ASTERISK_LOST
+            return codes.ASTERISK_LOST
         if await self.sip_channel_gone():
             # The SIP side hung up while the call was still being set up (e.g. right after the 200):
             # the request failed with "Channel not found", but this is an ordinary hang-up.
             await self.hang_up_telegram(DiscardReason.HANGUP)
-            return (200, "SIP side hung up") if self.answered else (487, "SIP caller cancelled")
+            return (200, "SIP side hung up") if self.answered else codes.SIP_CALLER_CANCELLED
         await self.hang_up_telegram(DiscardReason.DISCONNECT)
-        return 500, f"Asterisk: {exc}"
+        return codes.INTERNAL, f"Asterisk: {exc}"
 
     def on_sip_dtmf(self, digit: str) -> None:
         if not (self.handle and self.handle.dtmf_out and self.tg_call and self.answered):
@@ -231,15 +229,3 @@ async def reject_channel(ari: AriClient, channel_id: str, code: int) -> None:
     except ARI_FAILURES:
         pass  # the caller already hung up, or Asterisk is gone
 
-
-def telegram_target(kind: str, value: str) -> str | int:
-    """The argument TelegramAccount.resolve takes for a parsed dial target."""
-    return {"phone": f"+{value}", "username": f"@{value}"}.get(kind, int(value) if value.isdigit() else value)
-
-
-def ended_code(exc: CallEnded) -> tuple[int, str]:
-    end = exc.end
-    reasons = {486: "Busy Here", 480: "No answer", 603: "Declined"}
-    if end.error is not None:
-        return end.error.sip_code, end.error.reason
-    return end.sip_code, reasons.get(end.sip_code, end.reason.value)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from app.ari.client import ARI_FAILURES
+from app.calls import codes
 from app.calls.callsession import AsteriskLost, CallSession, Reject
 from app.sip.callerid import caller_fields, caller_id
 from app.sip.line import endpoint_id
@@ -16,19 +17,6 @@ from app.telegram.privatecall import CallEnded, DiscardReason, PrivateCall
 log = logging.getLogger(__name__)
 
 ORIGINATE_TIMEOUT_S = 60
-# Asterisk hangup causes of an unanswered outgoing leg -> (SIP code, reason, Telegram discard reason)
-CAUSES: dict[int, tuple[int, str, DiscardReason]] = {
-    17: (486, "Busy Here", DiscardReason.BUSY),
-    18: (480, "No answer", DiscardReason.MISSED),
-    19: (480, "No answer", DiscardReason.MISSED),
-    21: (603, "Declined", DiscardReason.BUSY),
-    1: (404, "Not Found", DiscardReason.BUSY),
-    3: (503, "SIP account is unavailable", DiscardReason.BUSY),
-    20: (503, "SIP account is unavailable", DiscardReason.BUSY),
-    27: (503, "SIP account is unavailable", DiscardReason.BUSY),
-    34: (503, "SIP account is unavailable", DiscardReason.BUSY),
-    38: (503, "SIP account is unavailable", DiscardReason.BUSY),
-}
 
 
 class TelegramToSip(CallSession):
@@ -59,9 +47,9 @@ class TelegramToSip(CallSession):
         code, reason = 200, "normal clearing"
         try:
             if not line.pbx_number and line.mode is not LineMode.REGISTER:
-                raise Reject(503, f"line {line.name} has no number on PBX (--pbx-number)")
+                raise Reject(codes.SIP_UNAVAILABLE.code, f"line {line.name} has no number on PBX (--pbx-number)")
             if line.mode is LineMode.REGISTER and not registered:
-                raise Reject(503, "SIP account is unavailable")
+                raise Reject(*codes.SIP_UNAVAILABLE)
             await self._originate(call, line, key)
             await self._wait_answer(call)
             await call.accept()
@@ -74,10 +62,10 @@ class TelegramToSip(CallSession):
             await self.hang_up_sip()
             await self._refuse_telegram(exc)
         except CallEnded:
-            code, reason = 487, "Telegram caller hung up"
+            code, reason = codes.TELEGRAM_CALLER_HUNG_UP
             await self.hang_up_sip()
         except TelegramError as exc:
-            code, reason = exc.sip_code, exc.reason
+            code, reason = codes.for_error(exc)
             await self.hang_up_sip()
         except (AsteriskLost, *ARI_FAILURES) as exc:
             code, reason = await self.ari_failed(exc)
@@ -117,17 +105,13 @@ class TelegramToSip(CallSession):
             raise CallEnded(call.ended.result())
         if self.asterisk_lost:
             raise AsteriskLost
-        code, reason, _ = CAUSES.get(self.sip_cause or 0, (480, "No answer", DiscardReason.MISSED))
-        raise Reject(code, reason)
+        raise Reject(*codes.for_cause(self.sip_cause))
 
     async def _refuse_telegram(self, exc: Reject) -> None:
         """Discard the Telegram call with the matching reason and tell the caller why in the chat."""
         call = self.tg_call
         if call is None or call.ended.done():
             return
-        discard = next((d for c, _, d in CAUSES.values() if c == exc.code), DiscardReason.BUSY)
-        if exc.code == 480:
-            discard = DiscardReason.MISSED
-        await call.hangup(discard)
-        if exc.code != 480:
+        await call.hangup(codes.discard_for(exc.code))
+        if exc.code != codes.NO_ANSWER.code:
             await self._chat(call.peer, f"{exc.code} {exc.reason}")

@@ -9,17 +9,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import ntgcalls
 from pyrogram import raw
 
-from app.telegram.callengine import FRAME_10MS, CallMedia
+from app.telegram.callengine import FRAME_10MS, CallEngine, CallMedia
 from app.telegram.errors import CallFailed, PeerBusy, TelegramCallError, TelegramError, call_error, rpc_id
 from app.telegram.peer import Peer
-
-if TYPE_CHECKING:
-    from app.telegram.account import TelegramAccount
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +68,6 @@ class CallEnd:
     duration: int  # seconds connected
     error: TelegramError | None = None
 
-    @property
-    def sip_code(self) -> int:
-        """What a SIP leg that never got answered should hear (200 after an answer)."""
-        if self.error is not None:
-            return self.error.sip_code
-        if self.answered:
-            return 200
-        return {
-            DiscardReason.BUSY: 486,
-            DiscardReason.HANGUP: 603,  # declined
-            DiscardReason.MISSED: 480,
-            DiscardReason.DISCONNECT: 500,
-        }[self.reason]
-
 
 class CallEnded(TelegramCallError):
     """Raised by `wait_*` when the call ended before reaching that state."""
@@ -92,16 +75,35 @@ class CallEnded(TelegramCallError):
     def __init__(self, end: CallEnd) -> None:
         super().__init__(f"call ended: {end.reason.value}")
         self.end = end
-        self.sip_code = end.sip_code
+
+
+@dataclass(frozen=True)
+class DhParams:
+    g: int
+    p: bytes
+    random: bytes
+
+
+class CallHost(Protocol):
+    """What a call needs from its account (`TelegramAccount`)."""
+
+    engine: CallEngine
+    ring_timeout: float
+
+    async def invoke(self, function: Any, timeout: float | None = None) -> Any: ...
+    async def dh_config(self) -> DhParams: ...
+    def register(self, call: "PrivateCall") -> None: ...
+    def unregister(self, call: "PrivateCall") -> None: ...
 
 
 AudioSource = Callable[[int], bytes]
 
 
 class PrivateCall:
-    """A call with one Telegram user; created by `TelegramAccount.call()` or delivered as incoming."""
+    """A call with one Telegram user; placed with `place()` (through `TelegramAccount.call()`) or made by the
+    account for an incoming request with `incoming()`."""
 
-    def __init__(self, account: "TelegramAccount", peer: Peer, outgoing: bool) -> None:
+    def __init__(self, account: CallHost, peer: Peer, outgoing: bool) -> None:
         self.account = account
         self.peer = peer
         self.outgoing = outgoing
@@ -213,6 +215,13 @@ class PrivateCall:
 
     # --- outgoing ---------------------------------------------------------------------------------
 
+    @classmethod
+    async def place(cls, account: CallHost, peer: Peer) -> "PrivateCall":
+        """RequestCall; returns once Telegram took the request (the call then rings or fails)."""
+        call = cls(account, peer, outgoing=True)
+        await call._request()
+        return call
+
     async def _request(self) -> None:
         """RequestCall; raises a typed error if Telegram refuses."""
         try:
@@ -243,6 +252,10 @@ class PrivateCall:
         self.id, self.access_hash = phone_call.id, phone_call.access_hash
         self._set_state(CallState.WAITING)
         self.account.register(self)
+        self.start_ring_timer()
+
+    def start_ring_timer(self) -> None:
+        """Unanswered after the account's ring timeout, the call ends as missed (both directions)."""
         self._spawn(self._ring_timer())
 
     async def _ring_timer(self) -> None:
@@ -275,9 +288,12 @@ class PrivateCall:
 
     # --- incoming ---------------------------------------------------------------------------------
 
-    def _on_requested(self, update: raw.types.PhoneCallRequested) -> None:
-        self.id, self.access_hash = update.id, update.access_hash
-        self._g_a_hash = update.g_a_hash
+    @classmethod
+    def incoming(cls, account: CallHost, peer: Peer, update: raw.types.PhoneCallRequested) -> "PrivateCall":
+        call = cls(account, peer, outgoing=False)
+        call.id, call.access_hash = update.id, update.access_hash
+        call._g_a_hash = update.g_a_hash
+        return call
 
     async def _on_confirmed(self, update: raw.types.PhoneCall) -> None:
         try:

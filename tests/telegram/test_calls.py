@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from app.telegram.account import TelegramAccount
+from app.calls.codes import for_end, for_error
 from app.telegram.callengine import SAMPLE_RATE
 from app.telegram.privatecall import TICK_BYTES, CallEnded, CallState, DiscardReason, PrivateCall
 from app.telegram.errors import TelegramError
@@ -100,7 +101,7 @@ async def test_user_declines(gateway: TelegramAccount, make_phone: PhoneFactory,
     await make_phone("carol", Behaviour(answer="decline"))
     call = await gateway.call("@carol")
     end = await asyncio.wait_for(call.ended, 5)
-    assert (end.reason, end.by_peer, end.answered, end.sip_code) == (DiscardReason.HANGUP, True, False, 603)
+    assert (end.reason, end.by_peer, end.answered, for_end(end).code) == (DiscardReason.HANGUP, True, False, 603)
     assert network.calls[call.id].discard_reason == "hangup"
 
 
@@ -110,7 +111,7 @@ async def test_user_busy(gateway: TelegramAccount, make_phone: PhoneFactory) -> 
     try:
         await call.wait_accepted(5)
     except CallEnded as exc:
-        assert exc.sip_code == 486
+        assert for_end(exc.end).code == 486
     else:
         raise AssertionError("a busy user answered")
     end = call.ended.result()
@@ -122,7 +123,7 @@ async def test_no_answer_times_out_as_missed(gateway: TelegramAccount, make_phon
     call = await gateway.call("@erin")
     await call.wait_ringing(5)
     end = await asyncio.wait_for(call.ended, RING_TIMEOUT + 5)
-    assert (end.reason, end.by_peer, end.sip_code) == (DiscardReason.MISSED, False, 480)
+    assert (end.reason, end.by_peer, for_end(end).code) == (DiscardReason.MISSED, False, 480)
     their = await asyncio.wait_for(erin.calls[0].ended, 5)
     assert (their.reason, their.by_peer) == (DiscardReason.MISSED, True)
 
@@ -140,7 +141,7 @@ async def test_user_hangs_up_connected_call(gateway: TelegramAccount, make_phone
     call = await gateway.call("@gina")
     await call.wait_connected(10)
     end = await asyncio.wait_for(call.ended, 10)
-    assert (end.reason, end.by_peer, end.answered, end.sip_code) == (DiscardReason.HANGUP, True, True, 200)
+    assert (end.reason, end.by_peer, end.answered, for_end(end).code) == (DiscardReason.HANGUP, True, True, 200)
 
 
 async def test_gateway_declines_incoming_as_busy(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
@@ -149,7 +150,7 @@ async def test_gateway_declines_incoming_as_busy(gateway: TelegramAccount, make_
     call = await asyncio.wait_for(gateway.incoming.get(), 5)
     await call.hangup(DiscardReason.BUSY)
     end = await asyncio.wait_for(hank_call.ended, 5)
-    assert (end.reason, end.by_peer, end.sip_code) == (DiscardReason.BUSY, True, 486)
+    assert (end.reason, end.by_peer, for_end(end).code) == (DiscardReason.BUSY, True, 486)
 
 
 async def test_caller_gives_up_while_gateway_rings(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
@@ -173,12 +174,12 @@ async def test_unanswered_incoming_call_is_missed(gateway: TelegramAccount, make
 
 
 async def test_chat_messages_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
-    kim = await make_phone("kim", Behaviour(autoreply="pong"))
+    kim = await make_phone("kimberly", Behaviour(autoreply="pong"))
     got: asyncio.Queue[tuple[object, str]] = asyncio.Queue()
     gateway.on_message = lambda peer, text: got.put_nowait((peer, text))
-    await gateway.send_message(await gateway.resolve("@kim"), "ping")
+    await gateway.send_message(await gateway.resolve("@kimberly"), "ping")
     peer, text = await asyncio.wait_for(got.get(), 5)
-    assert (peer.username, text) == ("kim", "pong")
+    assert (peer.username, text) == ("kimberly", "pong")
     assert kim.messages[0][1] == "ping"
 
 
@@ -218,9 +219,9 @@ async def test_caller_giving_up_during_request_call_leaves_nothing_behind(
         gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:
     """A SIP CANCEL while RequestCall is on its way: the NTgCalls call made for it must be stopped, or every later
     call with that user fails (NTgCalls keys calls by user)."""
-    leo = await make_phone("leo", Behaviour(echo=True, record=False))
+    leo = await make_phone("leonard", Behaviour(echo=True, record=False))
     network.inject("phone.RequestCall", TIMEOUT)  # Telegram takes its time to answer
-    placing = asyncio.ensure_future(gateway.call("@leo"))
+    placing = asyncio.ensure_future(gateway.call("@leonard"))
 
     async def request_sent() -> None:
         while (gateway.me.id, "phone.RequestCall") not in network.requests:
@@ -231,7 +232,7 @@ async def test_caller_giving_up_during_request_call_leaves_nothing_behind(
     assert placing.cancelled()
 
     await asyncio.wait_for(no_calls_left(gateway), 5)
-    call = await gateway.call("@leo")  # and leo can be called again
+    call = await gateway.call("@leonard")  # and leo can be called again
     await call.wait_connected(10)
     await call.hangup()
     assert len(leo.calls) == 1  # the given-up call never reached him
@@ -239,13 +240,13 @@ async def test_caller_giving_up_during_request_call_leaves_nothing_behind(
 
 async def test_second_call_to_the_same_user_is_busy_and_the_first_goes_on(
         gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
-    await make_phone("mia", Behaviour(echo=True, record=False))
-    first = await gateway.call("@mia")
+    await make_phone("miriam", Behaviour(echo=True, record=False))
+    first = await gateway.call("@miriam")
     await first.wait_connected(10)
     try:
-        await gateway.call("@mia")
+        await gateway.call("@miriam")
     except TelegramError as exc:
-        assert exc.sip_code == 486
+        assert for_error(exc).code == 486
     else:
         raise AssertionError("a second simultaneous call with the same user was placed")
     assert first.state is CallState.CONNECTED and not first.ended.done()

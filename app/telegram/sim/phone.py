@@ -64,6 +64,7 @@ class SimPhone:
     heard: bytearray = field(default_factory=bytearray)
     messages: list[tuple[Peer, str]] = field(default_factory=list)
     stats: PhoneStats = field(default_factory=PhoneStats)  # counted whether or not `record` keeps the PCM
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.stats.user_id = self.user.id
@@ -124,7 +125,9 @@ class SimPhone:
 
         call.on_audio = on_audio
         if b.hangup_after is not None:
-            call._spawn(self._hangup_later(call, b.hangup_after))
+            task = asyncio.ensure_future(self._hangup_later(call, b.hangup_after))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _hangup_later(self, call: PrivateCall, delay: float) -> None:
         try:
