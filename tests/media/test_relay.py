@@ -1,4 +1,4 @@
-"""RtpRelay: RTP (big-endian slin48) <-> little-endian PCM, counters, silence when Telegram is quiet."""
+"""RtpRelay: RTP (big-endian slin, 8 kHz) <-> little-endian PCM, counters, silence when Telegram is quiet."""
 
 from __future__ import annotations
 
@@ -19,6 +19,40 @@ def test_header_round_trip_and_payload_offset():
     assert bytes(payload) == b"\x01\x02"
     with pytest.raises(RtpError):
         parse(b"\x00" * 12)
+
+
+def _packet(first: int, second: int, extra: bytes, payload: bytes, trailer: bytes = b"") -> bytes:
+    return bytes([first, second]) + (4660).to_bytes(2, "big") + (160).to_bytes(4, "big") + \
+        (0x11223344).to_bytes(4, "big") + extra + payload + trailer
+
+
+@pytest.mark.parametrize(("packet", "payload"), [
+    # two CSRCs (CC = 2): 8 bytes of contributing sources before the payload
+    (_packet(0x82, 0x0A, (2882400001).to_bytes(4, "big") + (3735928559).to_bytes(4, "big"), b"\x01\x02"),
+     b"\x01\x02"),
+    # padding (P): 3 bytes, the last one says how many
+    (_packet(0xA0, 0x0A, b"", b"\x01\x02\x03\x04", b"\x00\x00\x03"), b"\x01\x02\x03\x04"),
+    # a one-byte header extension (X, profile 0xBEDE) of one word, as WebRTC's MID / audio level
+    (_packet(0x90, 0x0A, b"\xbe\xde\x00\x01" + b"\x10\xff\x00\x00", b"\x05\x06"), b"\x05\x06"),
+    # all three at once
+    (_packet(0xB1, 0x8A, (7).to_bytes(4, "big") + b"\xbe\xde\x00\x01\x10\xff\x00\x00", b"\x07\x08",
+             b"\x00\x02"), b"\x07\x08"),
+])
+def test_payload_after_csrcs_extension_and_before_padding(packet: bytes, payload: bytes) -> None:
+    header, found = parse(packet)
+    assert (header.payload_type, header.sequence, header.timestamp, header.ssrc) == (10, 4660, 160, 0x11223344)
+    assert bytes(found) == payload
+
+
+@pytest.mark.parametrize("packet", [
+    _packet(0x82, 0x0A, b"\x00\x00\x00\x01", b""),  # says two CSRCs, carries one
+    _packet(0x90, 0x0A, b"\xbe\xde\x00\x04\x10\xff\x00\x00", b""),  # extension of 4 words, only 1 there
+    _packet(0x90, 0x0A, b"\xbe\xde", b""),  # extension header cut short
+    _packet(0xA0, 0x0A, b"", b"\x01", b"\x09"),  # padding longer than the packet's payload
+])
+def test_malformed_packets_are_refused(packet: bytes) -> None:
+    with pytest.raises(RtpError):
+        parse(packet)
 
 
 async def test_tone_crosses_two_relays_with_byte_order_and_level_kept():
