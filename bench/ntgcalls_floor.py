@@ -36,13 +36,13 @@ def tone(hz: float, seconds: float) -> bytes:
 
 
 class Leg:
-    """One side of one call: its endpoint, its peer id there, frames heard and connection state."""
+    """One side of one call: its engine, its peer id there, frames heard and connection state."""
 
-    def __init__(self, endpoint: CallEngine, peer_id: int, other: "CallEngine") -> None:
-        self.engine, self.peer_id, self.other = endpoint, peer_id, other
+    def __init__(self, engine: CallEngine, peer_id: int, other: "CallEngine") -> None:
+        self.engine, self.peer_id, self.other = engine, peer_id, other
         self.heard = 0
         self.connected = asyncio.get_running_loop().create_future()
-        endpoint.attach(peer_id, CallMedia(self._signal, self._state, self._frame))
+        engine.attach(peer_id, CallMedia(self._signal, self._state, self._frame))
 
     def _signal(self, data: bytes) -> None:
         asyncio.ensure_future(self.other.signal(self.peer_id, data))
@@ -51,13 +51,13 @@ class Leg:
         if state == ntgcalls.ConnectionState.CONNECTED and not self.connected.done():
             self.connected.set_result(None)
 
-    def _frame(self, pcm: bytes) -> None:
+    def _frame(self, pcm: bytes, _posted_at: float) -> None:  # on NTgCalls' thread
         self.heard += len(pcm) // FRAME_10MS
 
 
 async def connect(caller: Leg, callee: Leg) -> None:
     """The P2P handshake Telegram's servers would relay (FACTS.md), caller first."""
-    a, b, peer = caller.endpoint, callee.endpoint, caller.peer_id
+    a, b, peer = caller.engine, callee.engine, caller.peer_id
     await a.create(peer)
     await b.create(peer)
     g_a_hash = await a.init_exchange(peer, 3, DH_P, os.urandom(256), None)
@@ -93,8 +93,8 @@ async def run(calls: int, seconds: float) -> None:
         chunk = audio[offset : offset + tick]
         offset = (offset + tick) % (len(audio) - tick)
         for leg in legs:
-            leg.endpoint.push_frame(leg.peer_id, chunk[:FRAME_10MS])
-            leg.endpoint.push_frame(leg.peer_id, chunk[FRAME_10MS:])
+            leg.engine.push_frame(leg.peer_id, chunk[:FRAME_10MS])
+            leg.engine.push_frame(leg.peer_id, chunk[FRAME_10MS:])
         next_at += 0.020
         await asyncio.sleep(max(next_at - loop.time(), 0.0))
     wall = time.monotonic() - wall0

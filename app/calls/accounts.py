@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
+from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.settings import Settings
 from app.store.account import TelegramAccountRow
 from app.store.db import Database
@@ -49,6 +50,8 @@ class Accounts:
 
     def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True,
             max_calls: int | None = None) -> AccountHandle:
+        if account.sample_rate != MEDIA_SAMPLE_RATE:
+            raise ValueError(f"account {name} runs its calls at {account.sample_rate} Hz, the media at {MEDIA_SAMPLE_RATE}")
         handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out, max_calls=max_calls)
         self.handles[name] = handle
         self._mark_gateways()
@@ -76,7 +79,7 @@ class Accounts:
         for row in rows:
             print(f"starting Telegram account {row.name} ({row.phone})…", flush=True)
             try:
-                account = await open_account(row, box)
+                account = await open_account(row, box, sample_rate=MEDIA_SAMPLE_RATE)
             except Exception as exc:  # noqa: BLE001 - one broken session must not stop the others
                 log.error("Telegram account %s did not start (%s); log in again with `tgtrunk account login %s`",
                           row.name, exc, row.name)

@@ -10,11 +10,10 @@ from collections.abc import Awaitable, Callable
 from app.ari.client import ARI_FAILURES, AriClient, AriError
 from app.calls import codes
 from app.calls.accounts import AccountHandle
-from app.calls.mediabridge import MediaBridge
+from app.calls.mediabridge import MEDIA_SAMPLE_RATE, MediaBridge
 from app.store.callrecord import CallRecord
 from app.store.db import Database
 from app.store.line import utcnow
-from app.telegram.callengine import SAMPLE_RATE
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
 
@@ -71,11 +70,11 @@ class CallSession:
     # Media -------------------------------------------------------------------------------------
     async def connect_media(self) -> None:
         assert self.sip_channel_id and self.tg_call
-        self.media = MediaBridge(self.ari, self.app, SAMPLE_RATE, self.wait_in_stasis)
+        self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis)
         relay = await self.media.open(self.sip_channel_id)
         call = self.tg_call
         relay.on_pcm = call.push_audio
-        call.on_audio_direct = relay.send_pcm  # on NTgCalls' thread: the relay's sending is thread-safe
+        call.on_audio = relay.send_pcm  # on NTgCalls' thread: the relay's sending is thread-safe
 
     # Events from the SIP side ------------------------------------------------------------------
     def on_sip_hangup(self) -> None:
@@ -203,13 +202,7 @@ class CallSession:
             record.peer_id, record.peer_username, record.peer_phone = peer.id, peer.username, peer.phone
             record.duration_s = self.tg_call.duration
         if self.media:
-            c = self.media.relay.counters
-            record.packets_in, record.packets_out, record.lost_in = c.packets_in, c.packets_out, c.lost_in
-            record.late_in, record.jitter_ms, record.silence_out = c.late_in, round(c.jitter_ms, 2), c.silence_out
-            record.delay_to_telegram_p50_us = round(c.percentile("delay_to_telegram_us", 50), 1)
-            record.delay_to_telegram_p99_us = round(c.percentile("delay_to_telegram_us", 99), 1)
-            record.delay_to_sip_p50_us = round(c.percentile("delay_to_sip_us", 50), 1)
-            record.delay_to_sip_p99_us = round(c.percentile("delay_to_sip_us", 99), 1)
+            record.sqlmodel_update(self.media.relay.stats.to_record())
         self.db.add_or_hold(record)  # a full or read-only disk must not lose the record: held and retried
         if self.handle:
             self.handle.sessions.discard(self)

@@ -13,7 +13,7 @@ from pyrogram import Client, raw
 from pyrogram import errors as tg
 from pyrogram.handlers import RawUpdateHandler
 
-from app.telegram.callengine import CallEngine
+from app.telegram.callengine import SAMPLE_RATE, CallEngine
 from app.telegram.errors import AnonymousUser, PeerNotFound, call_error
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DhParams, DiscardReason, PrivateCall
@@ -34,8 +34,9 @@ class TelegramAccount:
     """Wraps a pyrogram `Client` (connected, authorized) and one NTgCalls call engine."""
 
     def __init__(self, client: Client, *, ring_timeout: float = 90.0, rpc_timeout: float = 10.0,
-                 rpc_retries: int = 2) -> None:
+                 rpc_retries: int = 2, sample_rate: int = SAMPLE_RATE) -> None:
         self.client = client
+        self.sample_rate = sample_rate  # of the PCM its calls take and give
         self.ring_timeout = ring_timeout
         self.rpc_timeout = rpc_timeout
         self.rpc_retries = rpc_retries
@@ -55,7 +56,7 @@ class TelegramAccount:
     async def start(self) -> "TelegramAccount":
         if not self.client.is_connected:
             await self.client.start()
-        self.engine = CallEngine()
+        self.engine = CallEngine(sample_rate=self.sample_rate)
         handler = RawUpdateHandler(self._on_raw_update)
         self.client.add_handler(handler, group=-100)
         self._handler = (handler, -100)

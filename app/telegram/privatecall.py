@@ -14,15 +14,12 @@ from typing import Any, Protocol
 import ntgcalls
 from pyrogram import raw
 
-from app.telegram.callengine import FRAME_10MS, CallEngine, CallMedia
+from app.pacing import TICK_S, MediaClock
+from app.telegram.callengine import CallEngine, CallMedia
 from app.telegram.errors import CallFailed, PeerBusy, TelegramCallError, TelegramError, call_error, rpc_id
 from app.telegram.peer import Peer
 
 log = logging.getLogger(__name__)
-
-TICK_S = 0.020
-TICK_BYTES = 2 * FRAME_10MS
-MAX_BUFFER_BYTES = 10 * TICK_BYTES  # 200 ms; older audio is dropped rather than delayed
 
 
 class CallState(enum.Enum):
@@ -96,9 +93,6 @@ class CallHost(Protocol):
     def unregister(self, call: "PrivateCall") -> None: ...
 
 
-AudioSource = Callable[[int], bytes]
-
-
 class PrivateCall:
     """A call with one Telegram user; placed with `place()` (through `TelegramAccount.call()`) or made by the
     account for an incoming request with `incoming()`."""
@@ -111,11 +105,9 @@ class PrivateCall:
         self.id: int | None = None
         self.access_hash = 0
         self.from_gateway = False  # set for incoming calls from another gateway account (SIP 482)
-        self.on_audio: Callable[[bytes], None] | None = None  # SAMPLE_RATE mono s16le, 10 ms pieces
-        # Takes audio instead of `on_audio`, on NTgCalls' own thread: (pcm, perf_counter when handed over).
-        # For a thread-safe, non-blocking sink that must not wait for the event loop (the RTP relay).
-        self.on_audio_direct: Callable[[bytes, float], None] | None = None
-        self.audio_source: AudioSource | None = None  # pulled every 20 ms; defaults to send_frame's buffer
+        # The one way out: what the user says, in 10 ms pieces of mono s16le at the engine's rate, called on
+        # NTgCalls' own thread with (pcm, perf_counter when handed over). A thread-safe, non-blocking sink.
+        self.on_audio: Callable[[bytes, float], None] | None = None
         self.connected_at: float | None = None
         self.requested_at: float | None = None  # perf_counter() when phone.RequestCall went out
         loop = asyncio.get_running_loop()
@@ -124,7 +116,6 @@ class PrivateCall:
         self._connected: asyncio.Future[None] = loop.create_future()
         self.ended: asyncio.Future[CallEnd] = loop.create_future()
         self._g_a_hash = b""
-        self._buffer = bytearray()
         self._live_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._media_started = False
@@ -187,23 +178,27 @@ class PrivateCall:
                 log.info("DiscardCall for %s failed: %s", self, exc)
 
     def push_audio(self, pcm: bytes) -> None:
-        """Audio that its source already paces (RTP): handed to NTgCalls at once, in 10 ms frames.
+        """The one way in: audio its source already paces (RTP), mono s16le at the engine's rate, handed to
+        NTgCalls at once in 10 ms frames (exactly 10 ms: 20 ms frames were measured to arrive ~4 dB quieter).
 
-        The pacer stays quiet while live audio flows and fills silence when it stops, so no buffering
-        adds delay on the way to Telegram.
+        The shared 20 ms clock stays quiet while live audio flows and fills silence when it stops, so no
+        buffering adds delay on the way to Telegram.
         """
-        if self.ended.done():
-            return  # never into a newer call with the same user
+        if self.ended.done() or not self._media_started:
+            return  # not before NTgCalls has the call, never into a newer call with the same user
         engine, peer_id = self.account.engine, self.peer.id
-        for start in range(0, len(pcm) - FRAME_10MS + 1, FRAME_10MS):
-            engine.push_frame(peer_id, pcm[start : start + FRAME_10MS])
+        frame = engine.frame_bytes
+        for start in range(0, len(pcm) - frame + 1, frame):
+            engine.push_frame(peer_id, pcm[start : start + frame])
         self._live_until = time.monotonic() + 1.5 * TICK_S
 
-    def send_frame(self, pcm: bytes) -> None:
-        """Queue 48 kHz mono s16le audio (any multiple of 10 ms) for the paced sender."""
-        self._buffer += pcm
-        if len(self._buffer) > MAX_BUFFER_BYTES:
-            del self._buffer[: len(self._buffer) - MAX_BUFFER_BYTES]
+    def tick(self, now: float) -> None:
+        """From the shared 20 ms clock: NTgCalls wants an unbroken outbound stream, silence when idle."""
+        if now >= self._live_until and not self.ended.done():
+            engine = self.account.engine
+            silence = bytes(engine.frame_bytes)
+            engine.push_frame(self.peer.id, silence)
+            engine.push_frame(self.peer.id, silence)
 
     @property
     def duration(self) -> int:
@@ -308,13 +303,12 @@ class PrivateCall:
         engine = self.account.engine
         if engine.busy_with(self.peer.id):  # NTgCalls keys calls by user: one call with each user at a time
             raise PeerBusy("this account is already in a call with the user")
-        engine.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
-                                                self._on_frame_direct))
+        engine.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame))
         # Owned from here: a hangup while NTgCalls still creates the call must stop it once created.
         self._media_started = True
         await engine.create(self.peer.id)
         # NTgCalls wants an unbroken outbound stream from the start (silence when idle).
-        self._spawn(self._pace())
+        MediaClock.shared().add(self)
 
     async def _connect(self, phone_call: raw.types.PhoneCall) -> None:
         self._set_state(CallState.CONNECTING)
@@ -356,44 +350,14 @@ class PrivateCall:
         elif state in (ntgcalls.ConnectionState.FAILED, ntgcalls.ConnectionState.TIMEOUT) and not self.ended.done():
             self._spawn(self.hangup(DiscardReason.DISCONNECT))
 
-    def _on_frame(self, pcm: bytes) -> None:
-        if self.on_audio is not None:
-            self.on_audio(pcm)
-
-    def _on_frame_direct(self, pcm: bytes, posted_at: float) -> bool:
-        sink = self.on_audio_direct  # read once: the loop may clear it meanwhile
-        if sink is None:
-            return False
-        sink(pcm, posted_at)
-        return True
+    def _on_frame(self, pcm: bytes, posted_at: float) -> None:
+        sink = self.on_audio  # read once: the loop may clear it meanwhile
+        if sink is not None:
+            sink(pcm, posted_at)
 
     def _on_discarded(self, update: raw.types.PhoneCallDiscarded) -> None:
         reason = DiscardReason.from_tl(update.reason)
         self._spawn(self._finish(CallEnd(reason, by_peer=True, answered=self._answered, duration=self.duration)))
-
-    async def _pace(self) -> None:
-        loop = asyncio.get_running_loop()
-        engine, peer_id = self.account.engine, self.peer.id
-        next_at = loop.time()
-        while not self.ended.done():
-            if time.monotonic() >= self._live_until:
-                chunk = self._next_chunk()
-                # Exactly 10 ms per frame: 20 ms frames were measured to arrive ~4 dB quieter.
-                engine.push_frame(peer_id, chunk[:FRAME_10MS])
-                engine.push_frame(peer_id, chunk[FRAME_10MS:])
-            next_at += TICK_S
-            delay = next_at - loop.time()
-            if delay < -0.2:  # fell far behind (loop stalled): resynchronise instead of bursting
-                next_at, delay = loop.time(), 0.0
-            await asyncio.sleep(max(delay, 0.0))
-
-    def _next_chunk(self) -> bytes:
-        if self.audio_source is not None:
-            chunk = self.audio_source(TICK_BYTES)
-        else:
-            chunk = bytes(self._buffer[:TICK_BYTES])
-            del self._buffer[:TICK_BYTES]
-        return chunk.ljust(TICK_BYTES, b"\0")[:TICK_BYTES]
 
     async def _fail(self, exc: BaseException) -> None:
         error = call_error(exc)
@@ -410,6 +374,7 @@ class PrivateCall:
             return
         self._set_state(CallState.ENDED)
         self.ended.set_result(end)
+        MediaClock.shared().remove(self)
         failure = CallEnded(end)
         for future in (self._ringing, self._accepted, self._connected):
             if not future.done():

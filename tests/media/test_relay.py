@@ -79,7 +79,7 @@ async def test_tone_crosses_two_relays_with_byte_order_and_level_kept():
         assert audio == sent
         assert dominant_frequency(audio) == pytest.approx(1000, rel=0.02)
         assert rms_dbfs(audio) == pytest.approx(rms_dbfs(sent), abs=0.1)
-        assert receiver.counters.lost_in == 0
+        assert receiver.stats.lost_in == 0
     finally:
         sender.close()
         receiver.close()
@@ -99,12 +99,12 @@ async def test_gaps_count_as_loss_and_silence_fills_a_quiet_telegram_side():
         sender.send_pcm(bytes(320))
         # Telegram sends nothing now: the media clock keeps Asterisk fed with silence.
         async def silence() -> None:
-            while receiver.counters.packets_in < 6:
+            while receiver.stats.packets_in < 6:
                 arrived.clear()
                 await arrived.wait()
         await asyncio.wait_for(silence(), 2)
-        assert receiver.counters.lost_in == 3
-        assert sender.counters.silence_out >= 4
+        assert receiver.stats.lost_in == 3
+        assert sender.stats.silence_out >= 4
         assert all(not any(p) for p in got)
     finally:
         sender.close()
@@ -146,22 +146,22 @@ async def test_frames_sent_from_another_thread_keep_one_clean_rtp_stream():
         await asyncio.to_thread(ntgcalls_thread)
         relay.close()
         relay.send_pcm(frame)  # a frame still in flight after the call ended is dropped, not sent
-        await asyncio.wait_for(until(lambda: len(packets) == relay.counters.packets_out), 5)
+        await asyncio.wait_for(until(lambda: len(packets) == relay.stats.packets_out), 5)
         sequences = [header.sequence for header, _ in packets]
         assert sequences == [(sequences[0] + i) & 0xFFFF for i in range(len(sequences))]
         payloads = [payload for _, payload in packets]
         assert sum(1 for p in payloads if p == swap16(frame)) == frames
-        assert sum(1 for p in payloads if not any(p)) == relay.counters.silence_out > 0
+        assert sum(1 for p in payloads if not any(p)) == relay.stats.silence_out > 0
     finally:
         relay.close()
         transport.close()
 
 
 def test_delay_percentiles_come_from_a_fixed_size_histogram():
-    counters = RtpRelay(10, 8000).counters
+    stats = RtpRelay(10, 8000).stats
     for i in range(1, 1001):
-        record_delay(counters.delay_to_sip_us, i / 1e6)  # 1 .. 1000 us
-    record_delay(counters.delay_to_sip_us, 3600.0)  # an hour-long stall is clamped, not an error
-    assert counters.percentile("delay_to_sip_us", 50) == pytest.approx(500, rel=0.01)
-    assert counters.percentile("delay_to_sip_us", 99) == pytest.approx(990, rel=0.01)
-    assert counters.percentile("delay_to_telegram_us", 99) == 0.0
+        record_delay(stats.delay_to_sip_us, i / 1e6)  # 1 .. 1000 us
+    record_delay(stats.delay_to_sip_us, 3600.0)  # an hour-long stall is clamped, not an error
+    assert stats.percentile("delay_to_sip_us", 50) == pytest.approx(500, rel=0.01)
+    assert stats.percentile("delay_to_sip_us", 99) == pytest.approx(990, rel=0.01)
+    assert stats.percentile("delay_to_telegram_us", 99) == 0.0

@@ -7,9 +7,9 @@ import asyncio
 from app.telegram.account import TelegramAccount
 from app.calls.codes import for_end, for_error
 from app.telegram.callengine import SAMPLE_RATE
-from app.telegram.privatecall import TICK_BYTES, CallEnded, CallState, DiscardReason, PrivateCall
+from app.telegram.privatecall import CallEnded, CallState, DiscardReason, PrivateCall
 from app.telegram.errors import TelegramError
-from app.telegram.sim import Behaviour, SimNetwork, SimPhone, Tone
+from app.telegram.sim import Behaviour, CallAudio, SimNetwork, SimPhone, Tone
 from app.telegram.sim.network import TIMEOUT
 
 from tests.audio import dominant_frequency, level_dbfs
@@ -18,23 +18,14 @@ from tests.telegram.conftest import RING_TIMEOUT, PhoneFactory
 ONE_SECOND = SAMPLE_RATE * 2  # bytes of one second of mono s16le
 
 
-async def feed_tone(call: PrivateCall, hz: float, dbfs: float) -> None:
-    """What the SIP side will do: push 20 ms frames through send_frame, paced like RTP."""
-    tone = Tone(hz, dbfs)
-    loop = asyncio.get_running_loop()
-    next_at = loop.time()
-    while not call.ended.done():
-        call.send_frame(tone(TICK_BYTES))
-        next_at += 0.020
-        await asyncio.sleep(max(0.0, next_at - loop.time()))
-
-
 class Recorder:
-    def __init__(self, call: PrivateCall) -> None:
+    """What the SIP side does: push 20 ms of a tone through push_audio, paced like RTP; and record what it hears."""
+
+    def __init__(self, call: PrivateCall, hz: float, dbfs: float) -> None:
         self.pcm = bytearray()
         self._want = 0
         self._enough: asyncio.Future[None] | None = None
-        call.on_audio = self._on_audio
+        CallAudio(call, self._on_audio, Tone(hz, dbfs))
 
     def _on_audio(self, pcm: bytes) -> None:
         self.pcm.extend(pcm)
@@ -60,8 +51,7 @@ def assert_tone(pcm: bytes, hz: float, dbfs: float) -> None:
 async def test_outgoing_call_carries_tone_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
     alice = await make_phone("alice", Behaviour(tone_hz=1000, tone_dbfs=-12))
     call = await gateway.call(await gateway.resolve("@alice"))
-    heard = Recorder(call)
-    feeder = asyncio.ensure_future(feed_tone(call, 1000, -18))
+    heard = Recorder(call, 1000, -18)
     await call.wait_ringing(5)
     await call.wait_accepted(5)
     await call.wait_connected(10)
@@ -73,7 +63,6 @@ async def test_outgoing_call_carries_tone_both_ways(gateway: TelegramAccount, ma
     await call.hangup()
     end = await asyncio.wait_for(alice.calls[0].ended, 5)
     assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, True)
-    await feeder
 
 
 async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
@@ -82,8 +71,7 @@ async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, ma
     call = await asyncio.wait_for(gateway.incoming.get(), 5)
     assert call.state is CallState.RINGING and call.peer.username == "bob" and call.peer.phone == "+" + bob.user.phone
     await bob_call.wait_ringing(5)
-    heard = Recorder(call)
-    feeder = asyncio.ensure_future(feed_tone(call, 1000, -14))
+    heard = Recorder(call, 1000, -14)
     await call.accept()
     await bob_call.wait_accepted(5)
     await call.wait_connected(10)
@@ -94,7 +82,6 @@ async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, ma
     await bob_call.hangup()
     end = await asyncio.wait_for(call.ended, 5)
     assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, True)
-    await feeder
 
 
 async def test_user_declines(gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:

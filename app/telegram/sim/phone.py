@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from app.telegram.account import TelegramAccount
-from app.telegram.callengine import SAMPLE_RATE
 from app.telegram.errors import TelegramError
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
+from app.telegram.sim.audio import CallAudio, Tone
 from app.telegram.sim.network import SimNetwork, SimUser
 from app.telegram.sim.stats import PhoneStats
 from app.telegram.sim.transport import SimClient
@@ -35,21 +32,6 @@ class Behaviour:
     echo: bool = False
     record: bool = True
     autoreply: str | None = None  # answer every chat message with this text
-
-
-class Tone:
-    """A continuous sine as an audio source (phase kept across chunks)."""
-
-    def __init__(self, hz: float, dbfs: float = -12.0) -> None:
-        self.step = 2 * math.pi * hz / SAMPLE_RATE
-        self.amplitude = min(32767 * 10 ** (dbfs / 20), 32767)  # dBFS relative to a full-scale sine
-        self.phase = 0.0
-
-    def __call__(self, n_bytes: int) -> bytes:
-        n = n_bytes // 2
-        phases = self.phase + self.step * np.arange(n)
-        self.phase = float((self.phase + self.step * n) % (2 * math.pi))
-        return (self.amplitude * np.sin(phases)).astype("<i2").tobytes()
 
 
 @dataclass
@@ -110,10 +92,8 @@ class SimPhone:
         self.calls.append(call)
         self.stats.calls += 1
         b = self.behaviour
-        if b.tone_hz:
-            call.audio_source = Tone(b.tone_hz, b.tone_dbfs)
 
-        def on_audio(pcm: bytes) -> None:
+        def on_heard(pcm: bytes) -> None:
             self.stats.heard(pcm)
             if b.record:
                 self.heard.extend(pcm)
@@ -121,9 +101,10 @@ class SimPhone:
                 if future is not None and not future.done() and len(self.heard) >= self._want:
                     future.set_result(None)
             if b.echo:
-                call.send_frame(pcm)
+                audio.echo(pcm)
 
-        call.on_audio = on_audio
+        source = Tone(b.tone_hz, b.tone_dbfs, call.account.engine.sample_rate) if b.tone_hz else None
+        audio = CallAudio(call, on_heard, source)
         if b.hangup_after is not None:
             task = asyncio.ensure_future(self._hangup_later(call, b.hangup_after))
             self._tasks.add(task)
