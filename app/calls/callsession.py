@@ -23,6 +23,17 @@ DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
 DTMF_GROUP_S = 1.0  # digits typed within this pause go to the chat as one message
 
 
+async def first_done(*tasks: "asyncio.Future[object]") -> "set[asyncio.Future[object]]":
+    """Wait until one of them finishes, cancel the others; the finished ones (the caller owns the tasks)."""
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+    return done
+
+
 class AsteriskLost(Exception):
     """Asterisk died during the call: no hang-up will come from the SIP side, the call ends now."""
 
@@ -57,6 +68,7 @@ class CallSession:
         self._dtmf_buffer = ""
         self._dtmf_flush: asyncio.TimerHandle | None = None
         self._closed = False
+        self._chats: set[asyncio.Task[None]] = set()  # chat messages on their way (the loop keeps weak references)
         self.task: asyncio.Task[None] | None = None
         self.channels: dict[str, CallSession] | None = None  # the app's channel -> session index
         self.wait_in_stasis: Callable[[str], Awaitable[None]] | None = None
@@ -123,7 +135,9 @@ class CallSession:
         digits, self._dtmf_buffer = self._dtmf_buffer, ""
         if digits and self.handle and self.tg_call:
             log.info("DTMF %s from the SIP side -> chat with %s", digits, self.tg_call.peer.id)
-            asyncio.ensure_future(self._chat(self.tg_call.peer, digits))
+            task = asyncio.ensure_future(self._chat(self.tg_call.peer, digits))
+            self._chats.add(task)
+            task.add_done_callback(self._chats.discard)
 
     async def _chat(self, peer: Peer, text: str) -> None:
         assert self.handle
@@ -167,10 +181,7 @@ class CallSession:
     async def until_either_ends(self) -> str:
         assert self.tg_call
         sip = asyncio.ensure_future(self.sip_gone.wait())
-        telegram = asyncio.ensure_future(asyncio.shield(self.tg_call.ended))
-        done, pending = await asyncio.wait({sip, telegram}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
+        done = await first_done(sip, asyncio.ensure_future(asyncio.shield(self.tg_call.ended)))
         return "sip" if sip in done else "telegram"
 
     # Teardown ----------------------------------------------------------------------------------

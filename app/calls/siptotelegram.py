@@ -8,7 +8,7 @@ import time
 
 from app.ari.client import ARI_FAILURES
 from app.calls import codes
-from app.calls.callsession import AsteriskLost, CallSession, Reject, reject_channel
+from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done, reject_channel
 from app.sip.dialplan import RuleError, apply_rules
 from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
@@ -66,14 +66,12 @@ class SipToTelegram(CallSession):
     async def _ring_then_answer(self) -> None:
         call = self.tg_call
         assert call and self.sip_channel_id
-        sip_gone = asyncio.ensure_future(self.sip_gone.wait())
         try:
             for step in (call.wait_ringing, call.wait_accepted):
                 assert self.handle
                 waiter = asyncio.ensure_future(step(self.handle.account.ring_timeout + RING_GUARD_S))
-                done, _ = await asyncio.wait({waiter, sip_gone}, return_when=asyncio.FIRST_COMPLETED)
-                if sip_gone in done:
-                    waiter.cancel()
+                sip_gone = asyncio.ensure_future(self.sip_gone.wait())
+                if sip_gone in await first_done(waiter, sip_gone):
                     raise AsteriskLost if self.asterisk_lost else asyncio.CancelledError
                 waiter.result()
                 if step == call.wait_ringing:
@@ -81,8 +79,6 @@ class SipToTelegram(CallSession):
         except asyncio.TimeoutError:
             await self.hang_up_telegram(DiscardReason.MISSED)
             raise Reject(*codes.NO_ANSWER) from None
-        finally:
-            sip_gone.cancel()
         await self.ari.request("POST", f"/channels/{self.sip_channel_id}/answer")
         self.answered = True
         self.record.answered_at = utcnow()

@@ -7,7 +7,7 @@ import logging
 
 from app.ari.client import ARI_FAILURES
 from app.calls import codes
-from app.calls.callsession import AsteriskLost, CallSession, Reject
+from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done
 from app.sip.callerid import caller_fields, caller_id
 from app.sip.line import endpoint_id
 from app.store.line import Line, LineMode, utcnow
@@ -94,11 +94,8 @@ class TelegramToSip(CallSession):
 
     async def _wait_answer(self, call: PrivateCall) -> None:
         answered = asyncio.ensure_future(self.sip_answered.wait())
-        gone = asyncio.ensure_future(self.sip_gone.wait())
         caller_left = asyncio.ensure_future(asyncio.shield(call.ended))
-        done, pending = await asyncio.wait({answered, gone, caller_left}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
+        done = await first_done(answered, asyncio.ensure_future(self.sip_gone.wait()), caller_left)
         if answered in done:
             return
         if caller_left in done:
