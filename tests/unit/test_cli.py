@@ -89,3 +89,23 @@ def test_account_max_calls_is_set_shown_and_picked_up_by_a_running_gateway(env, 
     bad = tgtrunk(env, "account", "settings", "sales", "--max-calls", "-1")
     assert bad.returncode == 2 and "--max-calls must be 0 (no limit) or more" in bad.stderr
     db.close()
+
+
+def test_realm_change_without_password_is_refused_and_the_line_kept(env):
+    added = tgtrunk(env, "line", "add", "pbx", "--mode", "outbound", "--server", "192.0.2.1",
+                    "--username", "7001", "--password", "pw")
+    assert added.returncode == 0, added.stderr
+    refused = tgtrunk(env, "line", "set", "pbx", "--realm", "pbx.example")
+    assert refused.returncode == 2
+    assert "realm of an outbound line needs --password" in refused.stderr
+    assert "updated" not in refused.stdout
+    assert "realm                asterisk" in tgtrunk(env, "line", "show", "pbx").stdout
+
+    changed = tgtrunk(env, "line", "set", "pbx", "--realm", "pbx.example", "--password", "pw")
+    assert changed.returncode == 0, changed.stderr
+    assert "realm                pbx.example" in tgtrunk(env, "line", "show", "pbx").stdout
+
+
+def test_register_line_realm_is_always_the_gateways(env):
+    refused = tgtrunk(env, "line", "add", "office", "--mode", "register", "--realm", "other")
+    assert refused.returncode == 2 and "a register line's realm is always 'tgtrunk'" in refused.stderr
