@@ -58,16 +58,15 @@ def objects_for_line(line: Line) -> list[PjsipObject]:
         assert line.server and line.username
         objects.append(_auth(eid, line))
         objects.append(_obj("aor", eid, contact=f"sip:{line.server}"))
-        # The PBX's calls are known by the registration's `line` parameter first (pjsip.conf's
-        # endpoint_identifier_order), by its address last, so the same PBX can also register to a register line.
+        # The PBX's calls come to the registered contact and carry its `line` parameter, which identifies them
+        # (pjsip.conf's endpoint_identifier_order). No identify by address: it would also take the unchallenged
+        # INVITEs of a trunk the same PBX registers to a register line (see docs/decisions.md).
         endpoint.update(outbound_auth=eid, from_domain=line.domain or "", identify_by="ip")
         if not line.callerid_in_from:
             # Asterisk then leaves From alone (no name, the login as user): the PBX knows which account calls.
             endpoint["from_user"] = line.username
         if line.proxy:
             endpoint["outbound_proxy"] = f"sip:{line.proxy}\\;lr"
-        matches = [host_of(line.server)] + ([host_of(line.proxy)] if line.proxy else [])
-        objects.append(_obj("identify", eid, endpoint=eid, match=",".join(matches)))
         registration = {
             "server_uri": f"sip:{line.server}",
             "client_uri": f"sip:{line.username}@{line.domain}",

@@ -56,7 +56,9 @@ class SimGateway:
 
 
 @pytest.fixture
-async def sim_gateway(asterisk_install, tmp_path: Path) -> AsyncIterator[SimGateway]:
+async def sim_gateway(asterisk_install, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SimGateway]:
+    """`@pytest.mark.gateway_env(TGTRUNK_X="…")` adds settings to the gateway's environment."""
+    marker = request.node.get_closest_marker("gateway_env")
     network = SimNetwork(ring_timeout=30.0)
     me = network.add_user(GATEWAY_PHONE, "Gateway", username="tgtrunk_gw")
     account = TelegramAccount(SimClient("gateway", network, user_id=me.id), ring_timeout=4.0, rpc_timeout=2.0,
@@ -64,7 +66,7 @@ async def sim_gateway(asterisk_install, tmp_path: Path) -> AsyncIterator[SimGate
     await account.start()
     accounts = Accounts()
     accounts.add("main", account)
-    env = gateway_env(tmp_path / "gw", free_port(), free_port())
+    env = gateway_env(tmp_path / "gw", free_port(), free_port(), **(marker.kwargs if marker else {}))
     gateway = Gateway(load_settings(env), accounts)
     stop = asyncio.Event()
     runner = asyncio.create_task(gateway.run(stop))

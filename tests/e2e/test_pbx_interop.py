@@ -256,3 +256,46 @@ async def test_all_lines_failing_refuses_with_the_last_failure(sim_gateway, sim_
     assert not end.answered
     record = await sim_gateway.wait_record()
     assert (record.result_code, record.reason) == (503, "SIP account is unavailable")
+
+
+NAT_EXTENSIONS = """
+[general]
+static = yes
+[from-tgtrunk]
+exten => _X.,1,Stasis(pbx,${PJSIP_HEADER(read,Contact)})
+"""
+PUBLIC = "203.0.113.7"
+
+
+async def contact_and_media_seen_by_pbx(sim_gateway, sim_phone, asterisk_install) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    port = free_port("127.0.0.5")
+    await sim_gateway.add_line("sbc", "ip", host=f"127.0.0.5:{port}", pbx_number="100")
+    dave = await sim_phone("dave", Behaviour(record=False))
+    pbx = Pbx(asterisk_install, TRANSPORT.format(port=port) + PBX_SIDE["ip"])
+    pbx.asterisk.instance.config.overrides = {**pbx.asterisk.instance.config.overrides,
+                                              "extensions.conf": NAT_EXTENSIONS}
+    async with pbx:
+        call = await dave.call(GATEWAY_PHONE)
+        event = await pbx.ringing()
+        channel_id = event["channel"]["id"]
+        await pbx.answer(event)
+        await call.wait_connected(10)
+        # The address the PBX sends RTP to: the c= line of the gateway's SDP (no symmetric RTP on this PBX).
+        media = await pbx.asterisk.ari.request("GET", f"/channels/{channel_id}/variable",
+                                               params={"variable": "CHANNEL(rtp,dest,audio)"})
+        await call.hangup()
+        return event["args"][0], media["value"]
+
+
+@pytest.mark.gateway_env(TGTRUNK_EXTERNAL_ADDRESS=PUBLIC)
+async def test_external_address_is_in_contact_and_sdp(sim_gateway, sim_phone, asterisk_install):
+    contact, media = await contact_and_media_seen_by_pbx(sim_gateway, sim_phone, asterisk_install)
+    assert f"@{PUBLIC}:{sim_gateway.gateway.settings.sip_bind.port}" in contact
+    assert media.startswith(f"{PUBLIC}:")
+
+
+@pytest.mark.gateway_env(TGTRUNK_EXTERNAL_ADDRESS=PUBLIC, TGTRUNK_LOCAL_NETS="127.0.0.0/8")
+async def test_local_networks_get_the_private_address(sim_gateway, sim_phone, asterisk_install):
+    contact, media = await contact_and_media_seen_by_pbx(sim_gateway, sim_phone, asterisk_install)
+    assert f"@127.0.0.1:{sim_gateway.gateway.settings.sip_bind.port}" in contact
+    assert media.startswith("127.0.0.1:")

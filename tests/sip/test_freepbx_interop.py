@@ -113,11 +113,17 @@ async def test_one_pbx_address_registers_to_a_register_line_and_is_registrar_of_
         await line_state(gateway, "pbx-out", "registered", 20)
         await line_state(gateway, "pbx-in", "registered", 5)
 
-        # A call the PBX sends to the extension the gateway registered as arrives on the outbound line.
+        # FreePBX's Custom trunk for outbound mode dials PJSIP/$OUTNUM$@7001: the registered contact with the
+        # number as user (its `line` parameter kept) arrives on the outbound line.
         mark = len(gateway.lines)
-        await pbx.ari.request("POST", "/channels", params={"endpoint": "PJSIP/7001", "extension": "s",
+        await pbx.ari.request("POST", "/channels", params={"endpoint": "PJSIP/+15550001@7001", "extension": "s",
                                                             "context": "default"})
-        await gateway.wait_log(r"call from line pbx-out ", start=mark)
+        await gateway.wait_log(r"call from line pbx-out .* to '\+15550001'", start=mark)
+        # The trunk that registered here sends its calls to the register line.
+        mark = len(gateway.lines)
+        await pbx.ari.request("POST", "/channels", params={"endpoint": "PJSIP/+15550002@tgtrunk", "extension": "s",
+                                                            "context": "default"})
+        await gateway.wait_log(r"call from line pbx-in .* to '\+15550002'", start=mark)
     finally:
         await pbx.stop()
 

@@ -109,3 +109,17 @@ def test_realm_change_without_password_is_refused_and_the_line_kept(env):
 def test_register_line_realm_is_always_the_gateways(env):
     refused = tgtrunk(env, "line", "add", "office", "--mode", "register", "--realm", "other")
     assert refused.returncode == 2 and "a register line's realm is always 'tgtrunk'" in refused.stderr
+
+
+def test_status_says_which_ports_it_uses(env):
+    env = {**env, "TGTRUNK_SIP_BIND": "0.0.0.0:5070", "TGTRUNK_ARI_PORT": "8098", "TGTRUNK_RTP_PORTS": "20001-30000",
+           "TGTRUNK_EXTERNAL_ADDRESS": "203.0.113.7", "TGTRUNK_LOCAL_NETS": "192.168.1.0/24"}
+    out = tgtrunk(env, "status").stdout
+    assert ("ports:    SIP 0.0.0.0:5070 (UDP and TCP), RTP 20001-30000 (UDP), ARI 127.0.0.1:8098, "
+            "admin API 127.0.0.1:8080") in out
+    assert "public address 203.0.113.7:5070 in SDP and Contact; local networks: 192.168.1.0/24" in out
+
+
+def test_bad_local_network_is_refused_in_one_line(env):
+    result = tgtrunk({**env, "TGTRUNK_LOCAL_NETS": "192.168.1.0/33"}, "status")
+    assert result.returncode == 2 and "TGTRUNK_LOCAL_NETS: '192.168.1.0/33' is not a network" in result.stderr
