@@ -111,7 +111,7 @@ async def test_one_pbx_address_registers_to_a_register_line_and_is_registrar_of_
         # The outbound line's identify matches the PBX's address: the PBX's own REGISTER must still reach pbx1.
         await pbx.wait_registration("tgtrunk", timeout=20)
         await line_state(gateway, "pbx-out", "registered", 20)
-        await line_state(gateway, "pbx-in", "registered", 5)
+        await line_state(gateway, "pbx-in", "registered", 15)
 
         # FreePBX's Custom trunk for outbound mode dials PJSIP/$OUTNUM$@7001: the registered contact with the
         # number as user (its `line` parameter kept) arrives on the outbound line.
