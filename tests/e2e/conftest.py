@@ -56,7 +56,6 @@ class SimGateway:
 
 
 @pytest.fixture
-@pytest.fixture
 def gateway_extra_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """TGTRUNK_* settings a test wants for its gateway: `@pytest.mark.gateway_env(TGTRUNK_X="…")`, or override
     this fixture in a module (e.g. to use another fixture's value)."""
