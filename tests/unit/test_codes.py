@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pyrogram import errors as tg
-from pyrogram import raw
-
 from app.calls import codes
 from app.telegram import errors
 from app.telegram.privatecall import CallEnd, CallEnded, DiscardReason
-from app.telegram.sim.network import error_code
-
-
-def rpc(message: str) -> tg.RPCError:
-    try:
-        tg.RPCError.raise_it(raw.types.RpcError(error_code=error_code(message), error_message=message),
-                             raw.functions.phone.RequestCall)
-    except tg.RPCError as exc:
-        return exc
-    raise AssertionError("raise_it did not raise")
+from tests.telegram.test_errors import rpc
 
 
 # The page's headings, as "code reason", with what makes the gateway answer each.
