@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import select
 
@@ -17,9 +17,6 @@ from app.store.line import Line
 from app.store.secretbox import SecretBox
 from app.telegram.account import TelegramAccount
 from app.telegram.sessions import open_account
-
-if TYPE_CHECKING:
-    from app.calls.callsession import CallSession
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +32,7 @@ class AccountHandle:
     dtmf_in: bool = True
     dtmf_out: bool = True
     max_calls: int | None = None  # concurrent calls, both directions
-    sessions: set["CallSession"] = field(default_factory=set)
+    sessions: set[Any] = field(default_factory=set)  # its live CallSessions (callsession.py imports this module)
     active: int = 0  # calls counted against max_calls (kept by the Stasis app)
 
 
