@@ -24,7 +24,10 @@ class MediaClock:
     _per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock]" = weakref.WeakKeyDictionary()
 
     def __init__(self) -> None:
-        self.holders: dict[Ticking, None] = {}  # ordered: ticked in the order they joined
+        # Sources (audio paced by this clock) tick before fillers (silence when their live audio stopped), so a
+        # filler sees this tick's audio already pushed, even when the loop was late.
+        self.sources: dict[Ticking, None] = {}
+        self.fillers: dict[Ticking, None] = {}
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -35,20 +38,21 @@ class MediaClock:
             clock = cls._per_loop[loop] = cls()
         return clock
 
-    def add(self, holder: Ticking) -> None:
-        self.holders[holder] = None
+    def add(self, holder: Ticking, source: bool = False) -> None:
+        (self.sources if source else self.fillers)[holder] = None
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
 
     def remove(self, holder: Ticking) -> None:
-        self.holders.pop(holder, None)
+        self.sources.pop(holder, None)
+        self.fillers.pop(holder, None)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
-        while self.holders:
+        while self.sources or self.fillers:
             now = time.monotonic()
-            for holder in list(self.holders):
+            for holder in [*self.sources, *self.fillers]:
                 holder.tick(now)
             next_at += TICK_S
             delay = next_at - loop.time()

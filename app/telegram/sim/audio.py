@@ -50,7 +50,7 @@ class CallAudio:
         self._frames_lock = threading.Lock()
         self._loop = asyncio.get_running_loop()
         call.on_audio = self._from_thread
-        MediaClock.shared().add(self)
+        MediaClock.shared().add(self, source=True)
         call.ended.add_done_callback(lambda _: MediaClock.shared().remove(self))
 
     def echo(self, pcm: bytes) -> None:
