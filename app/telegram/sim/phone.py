@@ -1,4 +1,4 @@
-"""A simulated person's Telegram app: a real pyrogram client + call engine + NTgCalls endpoint, scripted.
+"""A simulated person's Telegram app: a real pyrogram client and its own CallEngine (NTgCalls), scripted.
 
 Simulated people use the same engine as the gateway, but everything they say reaches the gateway through the
 simulated servers (TL bytes), which check the protocol (access hashes, call states, g_a against g_a_hash).
