@@ -21,11 +21,11 @@ ONE_SECOND = SAMPLE_RATE * 2  # bytes of one second of mono s16le
 class Recorder:
     """What the SIP side does: push 20 ms of a tone through push_audio, paced like RTP; and record what it hears."""
 
-    def __init__(self, call: PrivateCall, hz: float, dbfs: float) -> None:
+    def __init__(self, call: PrivateCall, hz: float | None = None, dbfs: float = -12.0) -> None:
         self.pcm = bytearray()
         self._want = 0
         self._enough: asyncio.Future[None] | None = None
-        CallAudio(call, self._on_audio, Tone(hz, dbfs))
+        CallAudio(call, self._on_audio, Tone(hz, dbfs) if hz else None)
 
     def _on_audio(self, pcm: bytes) -> None:
         self.pcm.extend(pcm)
