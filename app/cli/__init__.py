@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 from app.settings import SettingsError
 from app.store.secretfile import SecretFileError
 
-# Modules under app.cli that define `register(subparsers)`; missing ones are skipped so a
-# command group can land on its own.
+# Modules under app.cli that define `register(subparsers)`.
 COMMAND_MODULES = ("serve", "asterisk", "status", "line", "account", "sim", "calls")
 
 
@@ -25,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"app.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"app.cli.{name}":
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"app.cli.{name}").register(subparsers)
     return parser
 
 

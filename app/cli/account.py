@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-SETTING_FLAGS = ("dtmf_in", "dtmf_out", "redial", "lines", "messages", "callback")
+from app.store.account import SETTING_FLAGS
 
 
 def _lazy(name: str) -> Callable[[argparse.Namespace], int]:

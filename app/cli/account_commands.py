@@ -14,15 +14,13 @@ from sqlmodel import select
 
 from app.cli import CliError
 from app.settings import Settings, load_settings
-from app.store.account import TelegramAccountRow
+from app.store.account import SETTING_FLAGS, TelegramAccountRow
 from app.store.db import Database
 from app.store.secretbox import SecretBox, SecretBoxError
 from app.telegram import sessions
 from app.telegram.errors import LoginError
 from app.telegram.login import login
 from app.telegram.privacy import apply_recommended
-
-from app.cli.account import SETTING_FLAGS
 
 
 def _context() -> tuple[Settings, Database, SecretBox]:

@@ -1,8 +1,10 @@
-"""The gateway process: bundled Asterisk, ARI, lines in sync, security log, the Stasis app."""
+"""The gateway process: the wiring of every part (Asterisk, ARI, accounts, lines, security log, admin web, the
+Stasis app) and its background tasks, started in order and stopped in the reverse order (one AsyncExitStack)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -13,6 +15,7 @@ from aiohttp import web
 
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
+from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.calls.stasis import APP_NAME, StasisApp
 from app.pbx.install import AsteriskInstall, InstallError, find_install
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
@@ -48,7 +51,10 @@ class Gateway:
         self.simulate_telegram = simulate_telegram
         self.demo = None
         private_dir(settings.data_dir)
+        # Whatever was started is stopped by close(), in the reverse order, also after a failed start.
+        self._stack = contextlib.AsyncExitStack()
         self.db = Database(settings.database_url)
+        self._stack.callback(self.db.close)
         install = require_install(settings)
         password = ari_password(settings)
         self.instance = AsteriskInstance(
@@ -66,6 +72,7 @@ class Gateway:
             ),
         )
         self.ari = AriClient("127.0.0.1", settings.ari_port, APP_NAME, password, APP_NAME)
+        self._stack.push_async_callback(self.ari.close)
         self.lines = LineSync(
             self.ari, self.db, self.instance.host_dir / "etc" / "pjsip_bans.conf",
             reload_pjsip=self._reload_pjsip, show_registrations=self._show_registrations,
@@ -102,6 +109,7 @@ class Gateway:
         return await self.instance.rx("pjsip show registrations")
 
     async def start_telegram(self) -> None:
+        self._stack.push_async_callback(self._stop_telegram)
         if self.settings.telegram_sim and not self.accounts.handles:
             await self._connect_external_sim(self.settings.telegram_sim)
         if not self.accounts.handles:
@@ -121,6 +129,11 @@ class Gateway:
                         "(or start with --simulate-telegram)")
         self.stasis.attach_accounts()
 
+    async def _stop_telegram(self) -> None:
+        await self.accounts.stop()
+        if self.demo is not None:
+            await self.demo.stop()
+
     async def _connect_external_sim(self, address: str) -> None:
         """A simulated network in its own process (`python -m app.telegram.sim`), e.g. for the bench."""
         from app.telegram.account import TelegramAccount
@@ -129,7 +142,7 @@ class Gateway:
         host, _, port = address.rpartition(":")
         info = await SimControl(host, int(port)).info()
         client = RemoteSimClient("gateway", host, int(port), user_id=info["gateway_user_id"])
-        account = TelegramAccount(client, ring_timeout=60.0)
+        account = TelegramAccount(client, ring_timeout=60.0, sample_rate=MEDIA_SAMPLE_RATE)
         await account.start()
         self.accounts.add("sim", account)
         log.info("using the simulated Telegram network at %s as account %s", address, info["gateway_phone"])
@@ -159,6 +172,7 @@ class Gateway:
         token = secret_token(self.settings.admin_token_path, "the admin token")
         self._web = web.AppRunner(build_app(self.db, token, self.status, self._sim_call, self.health), access_log=None)
         await self._web.setup()
+        self._stack.push_async_callback(self._web.cleanup)
         bind = self.settings.http_bind
         await web.TCPSite(self._web, bind.host, bind.port).start()
 
@@ -172,9 +186,12 @@ class Gateway:
         # was seen to stop listening now and then (see docs/decisions.md).
         await self.start_web()
         await self.start_telegram()
+        self._stack.push_async_callback(self.tasks.stop)  # every background task, the last started first
         # The events websocket first: Asterisk is ready only once it has registered the Stasis application.
         self.tasks.start("ari-events", self.ari.run_events)
+        self._stack.push_async_callback(self.supervisor.stop)
         await self.supervisor.start()
+        self._stack.push_async_callback(self._hang_up_all)
         self.tasks.start("asterisk-supervisor", self.supervisor.watch)
         self.tasks.start("line-sync", lambda: self.lines.run(self.supervisor.ready))
         self.tasks.start("security-log", self.security.run)
@@ -189,16 +206,7 @@ class Gateway:
 
     async def close(self) -> None:
         log.info("stopping: ending calls and Asterisk")
-        await self._hang_up_all()
-        await self.tasks.stop()
-        await self.supervisor.stop()
-        if self._web is not None:
-            await self._web.cleanup()
-        await self.accounts.stop()
-        if self.demo is not None:
-            await self.demo.stop()
-        await self.ari.close()
-        self.db.close()
+        await self._stack.aclose()
 
 
 async def serve(settings: Settings, simulate_telegram: bool = False) -> None:
