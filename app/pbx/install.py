@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -57,6 +58,10 @@ def asterisk_version(command: list[str]) -> str | None:
 def find_install(root: Path) -> AsteriskInstall | None:
     """The Asterisk to use: a built root wins, then a system one of version >= 20."""
     if (root / "usr/sbin/asterisk").exists():
+        if os.geteuid() != 0:
+            raise InstallError(f"Asterisk is installed in {root}, but it runs there through chroot, which needs root: "
+                               f"run tgtrunk as root, or use a system Asterisk >= {MIN_MAJOR} (as the container "
+                               f"image does)")
         version = asterisk_version(["chroot", str(root), "asterisk"])
         if version:
             return AsteriskInstall(root, version)
