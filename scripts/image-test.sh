@@ -49,7 +49,7 @@ base_image() {
     # What the official -slim variant leaves out, and what apt fetched to build it.
     rm -rf "$WORK"/base/usr/share/{doc,man,info,locale}/* "$WORK"/base/var/cache/apt/archives/*.deb \
         "$WORK"/base/var/cache/apt/*.bin "$WORK"/base/var/lib/apt/lists/*
-    tar -C "$WORK/base" -c . | "$ENGINE" import - "$BASE" >/dev/null
+    tar -C "$WORK/base" -c . | "$ENGINE" import - "$BASE" >/dev/null 2>&1
     rm -rf "$WORK/base"
 }
 
