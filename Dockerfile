@@ -27,7 +27,8 @@ RUN --mount=type=secret,id=ca \
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
 COPY asterisk/modules.conf /tmp/modules.conf
-# Asterisk loads only the modules tgtrunk names (autoload = no): the others, sounds and docs are dropped.
+# Asterisk loads only the modules tgtrunk names (autoload = no): the others and the sounds are dropped (its XML
+# documentation stays: Stasis refuses to start without it).
 RUN apt-get update -o Acquire::Check-Valid-Until=false \
  && apt-get install -y --no-install-recommends asterisk asterisk-modules python3 tini ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/locale/* \
@@ -35,7 +36,7 @@ RUN apt-get update -o Acquire::Check-Valid-Until=false \
  && for module in "$moddir"/*.so; do \
       grep -q "^load => $(basename "$module")$" /tmp/modules.conf || rm -f "$module"; \
     done \
- && rm -rf /usr/share/asterisk/sounds/* /usr/share/asterisk/moh/* /usr/share/asterisk/documentation /tmp/modules.conf \
+ && rm -rf /usr/share/asterisk/sounds/* /usr/share/asterisk/moh/* /tmp/modules.conf \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/tgtrunk --shell /usr/sbin/nologin tgtrunk \
  && install -d -m 0700 -o tgtrunk -g tgtrunk /var/lib/tgtrunk
 
