@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if not pid:
             print("gateway: not running")
             return NOT_RUNNING
-        return HEALTHY if _print_health(settings.http_bind.host, settings.http_bind.port) else UNHEALTHY
+        return HEALTHY if _print_health(settings.http_bind.host, settings.http_bind.port, brief=True) else UNHEALTHY
     try:
         install = find_install(settings.asterisk_root)
         where = "not installed (run `tgtrunk asterisk install`)" if install is None else \
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _print_health(host: str, port: int) -> bool:
+def _print_health(host: str, port: int, brief: bool = False) -> bool:
     """The running gateway's /healthz: which part fails, and each background task. True when healthy."""
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     try:
@@ -97,6 +97,8 @@ def _print_health(host: str, port: int) -> bool:
         return False
     failing = [name for name, part in health.items() if isinstance(part, dict) and not part.get("ok")]
     print(f"health:   {'ok' if health.get('ok') else 'FAILING: ' + ', '.join(failing)}")
+    if brief:
+        return bool(health.get("ok"))
     database = health.get("database", {})
     if database.get("error") or database.get("held_rows"):
         print(f"  database cannot be written: {database.get('error')}; {database.get('held_rows', 0)} row(s) held in memory")
