@@ -33,3 +33,5 @@ async def test_a_wrong_password_after_a_rename_rotation_is_logged_and_counted_to
     assert security_log.exists()
     await gateway.wait_log(r"banned 127\.0\.0\.4 for 300 s after 3 failed authentications")
     assert "127.0.0.4" in (await gateway.cli("status")).out
+    logs = await gateway.cli("logs", "security", "-n", "5")  # Asterisk's own record of it, from the new file
+    assert logs.code == 0 and 'RemoteAddress="IPV4/UDP/127.0.0.4/' in logs.out, logs
