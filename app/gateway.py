@@ -165,6 +165,7 @@ class Gateway:
             "database": {"ok": self.db.write_error is None, "error": self.db.write_error,
                          "held_rows": len(self.db.held)},
             "tasks": {"ok": self.tasks.ok, **self.tasks.status()},
+            "telegram": self.accounts.health(),
         }
         return {"ok": all(part["ok"] for part in parts.values()), **parts}
 

@@ -44,6 +44,7 @@ def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
 class Accounts:
     def __init__(self) -> None:
         self.handles: dict[str, AccountHandle] = {}
+        self.failed: dict[str, str] = {}  # stored accounts whose session did not start: name -> why
 
     def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True,
             max_calls: int | None = None) -> AccountHandle:
@@ -80,8 +81,17 @@ class Accounts:
             except Exception as exc:  # noqa: BLE001 - one broken session must not stop the others
                 log.error("Telegram account %s did not start (%s); log in again with `tgtrunk account login %s`",
                           row.name, exc, row.name)
+                self.failed[row.name] = f"did not start: {exc}"
                 continue
             self.add(row.name, account, **live_settings(row))
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: every account the gateway should run is connected to Telegram."""
+        accounts: dict[str, dict[str, Any]] = {
+            name: {"connected": handle.account.client.is_connected} for name, handle in self.handles.items()
+        }
+        accounts.update({name: {"connected": False, "error": why} for name, why in self.failed.items()})
+        return {"ok": all(account["connected"] for account in accounts.values()), "accounts": accounts}
 
     def refresh_settings(self, db: Database) -> None:
         """Session settings changed with `tgtrunk account settings` apply to the next call, no restart."""
