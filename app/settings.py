@@ -79,6 +79,10 @@ class Settings:
         return self.data_dir / "admin-token"
 
     @property
+    def admin_password_path(self) -> Path:
+        return self.data_dir / "admin-password"
+
+    @property
     def ari_password_path(self) -> Path:
         return self.data_dir / "ari-password"
 

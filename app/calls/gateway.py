@@ -24,6 +24,7 @@ from app.store.db import Database
 from app.store.secretfile import private_dir, secret_token
 from app.supervise import TaskSupervisor
 from app.web.admin import build_app
+from app.web.pages import PageContext, add_pages
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,23 @@ class Gateway:
             "tasks": self.tasks.status(),
         }
 
+    def live_calls(self) -> list[dict[str, Any]]:
+        """The calls running now with their media counters so far, for the admin pages."""
+        calls = []
+        for session in self.stasis.live:
+            record = session.record
+            counters = session.media.relay.counters if session.media else None
+            peer = session.tg_call.peer if session.tg_call else None
+            calls.append({
+                "direction": record.direction, "line": record.line, "account": record.account,
+                "dialled": record.dialled,
+                "peer": (f"@{peer.username}" if peer.username else peer.phone or str(peer.id)) if peer else None,
+                "started_at": record.started_at.strftime("%H:%M:%S"), "answered": record.answered_at is not None,
+                **{key: getattr(counters, key, 0) for key in ("packets_in", "lost_in", "late_in", "packets_out")},
+                "jitter_ms": round(counters.jitter_ms, 1) if counters else 0.0,
+            })
+        return sorted(calls, key=lambda call: call["started_at"])
+
     def health(self) -> dict[str, Any]:
         """What /healthz answers: each part with ok true/false; `ok` is all of them."""
         parts = {
@@ -154,7 +172,10 @@ class Gateway:
 
     async def start_web(self) -> None:
         token = secret_token(self.settings.admin_token_path, "the admin token")
-        self._web = web.AppRunner(build_app(self.db, token, self.status, self._sim_call, self.health), access_log=None)
+        app = build_app(self.db, token, self.status, self._sim_call, self.health)
+        add_pages(app, PageContext(self.db, token, self.settings.admin_password_path, self.status, self.live_calls),
+                  secret_token(self.settings.data_dir / "web-session-key", "the admin pages' session key").encode())
+        self._web = web.AppRunner(app, access_log=None)
         await self._web.setup()
         bind = self.settings.http_bind
         await web.TCPSite(self._web, bind.host, bind.port).start()
