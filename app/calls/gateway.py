@@ -13,7 +13,9 @@ from aiohttp import web
 
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
+from app.calls.adminwatch import SessionAccountSender, line_state_changed, watch_accounts
 from app.calls.stasis import APP_NAME, StasisApp
+from app.notify import Notifier
 from app.pbx.install import AsteriskInstall, InstallError, find_install
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
 from app.pbx.supervisor import AsteriskSupervisor
@@ -77,9 +79,16 @@ class Gateway:
         self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
                                              on_lost=self.stasis.on_asterisk_lost)
         self.tasks = TaskSupervisor()
+        self.notifier = Notifier(self.db, SessionAccountSender(self.accounts), lambda: self.accounts.handles,
+                                 settings.notify_fold_s)
+        self.lines.on_state = lambda line, old, new: line_state_changed(self.notifier, line, old, new)
         self._web: web.AppRunner | None = None
 
     async def _on_asterisk_ready(self) -> None:
+        if self.supervisor.restarts:
+            self.notifier.notify("asterisk-restarted", "tgtrunk: the bundled Asterisk stopped and was restarted "
+                                 f"({self.supervisor.restarts} restart(s) since start); calls running then were cut. "
+                                 "If it repeats, see the gateway's log.")
         self.lines.forget()
         await self.lines.sync()
 
@@ -198,6 +207,8 @@ class Gateway:
         self.tasks.start("security-log", self.security.run)
         self.tasks.start("account-settings", lambda: self.accounts.watch_settings(self.db))
         self.tasks.start("held-rows", self.db.write_held)
+        self.tasks.start("account-watch", lambda: watch_accounts(
+            self.accounts, self.notifier, self.settings.account_check_s, self.settings.flood_notify_s))
         await asyncio.wait_for(self.ari.connected.wait(), 10)
         log.info(
             "tgtrunk is running: SIP on %s, admin API on http://%s, ARI on 127.0.0.1:%s, %d line(s)",
@@ -209,6 +220,7 @@ class Gateway:
         log.info("stopping: ending calls and Asterisk")
         await self._hang_up_all()
         await self.tasks.stop()
+        await self.notifier.close()
         await self.supervisor.stop()
         if self._web is not None:
             await self._web.cleanup()

@@ -51,6 +51,9 @@ class PageContext:
     extra_sections: tuple[Callable[[web.Application], None], ...] = ()
 
 
+PAGES = web.AppKey("pages", PageContext)
+
+
 def _epoch(ctx: PageContext) -> str:
     return hashlib.sha256(f"{ctx.token}:{fingerprint(ctx.password_path)}".encode()).hexdigest()[:24]
 
@@ -62,7 +65,7 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
     # after the session middleware: the template context reads the session
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("app.web", "templates"), autoescape=True,
                          context_processors=[_common_context])
-    app["pages"] = ctx
+    app[PAGES] = ctx
     routes = web.RouteTableDef()
 
     @routes.get("/login")
@@ -262,7 +265,7 @@ async def _common_context(request: web.Request) -> dict[str, Any]:
 async def _logged_in(request: web.Request) -> aiohttp_session.Session:
     """The session of a logged-in browser, or a redirect to the login form."""
     session = await aiohttp_session.get_session(request)
-    if session.get("epoch") != _epoch(request.app["pages"]):
+    if session.get("epoch") != _epoch(request.app[PAGES]):
         raise web.HTTPSeeOther("/login")
     return session
 
