@@ -16,7 +16,9 @@ from aiohttp import web
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
 from app.calls.mediabridge import MEDIA_SAMPLE_RATE
+from app.calls.adminwatch import SessionAccountSender, line_state_changed, watch_accounts
 from app.calls.stasis import APP_NAME, StasisApp
+from app.notify import Notifier
 from app.pbx.install import AsteriskInstall, InstallError, find_install
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
 from app.pbx.supervisor import AsteriskSupervisor
@@ -27,6 +29,7 @@ from app.store.db import Database
 from app.store.secretfile import private_dir, secret_token
 from app.supervise import TaskSupervisor
 from app.web.admin import build_app
+from app.web.pages import PageContext, add_pages
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +89,16 @@ class Gateway:
         self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
                                              on_lost=self.stasis.on_asterisk_lost)
         self.tasks = TaskSupervisor()
+        self.notifier = Notifier(self.db, SessionAccountSender(self.accounts), lambda: self.accounts.handles,
+                                 settings.notify_fold_s)
+        self.lines.on_state = lambda line, old, new: line_state_changed(self.notifier, line, old, new)
         self._web: web.AppRunner | None = None
 
     async def _on_asterisk_ready(self) -> None:
+        if self.supervisor.restarts:
+            self.notifier.notify("asterisk-restarted", "tgtrunk: the bundled Asterisk stopped and was restarted "
+                                 f"({self.supervisor.restarts} restart(s) since start); calls running then were cut. "
+                                 "If it repeats, see the gateway's log.")
         self.lines.forget()
         await self.lines.sync()
 
@@ -158,6 +168,23 @@ class Gateway:
             "tasks": self.tasks.status(),
         }
 
+    def live_calls(self) -> list[dict[str, Any]]:
+        """The calls running now with their media counters so far, for the admin pages."""
+        calls = []
+        for session in self.stasis.live:
+            record = session.record
+            counters = session.media.relay.counters if session.media else None
+            peer = session.tg_call.peer if session.tg_call else None
+            calls.append({
+                "direction": record.direction, "line": record.line, "account": record.account,
+                "dialled": record.dialled,
+                "peer": (f"@{peer.username}" if peer.username else peer.phone or str(peer.id)) if peer else None,
+                "started_at": record.started_at.strftime("%H:%M:%S"), "answered": record.answered_at is not None,
+                **{key: getattr(counters, key, 0) for key in ("packets_in", "lost_in", "late_in", "packets_out")},
+                "jitter_ms": round(counters.jitter_ms, 1) if counters else 0.0,
+            })
+        return sorted(calls, key=lambda call: call["started_at"])
+
     def health(self) -> dict[str, Any]:
         """What /healthz answers: each part with ok true/false; `ok` is all of them."""
         parts = {
@@ -171,7 +198,10 @@ class Gateway:
 
     async def start_web(self) -> None:
         token = secret_token(self.settings.admin_token_path, "the admin token")
-        self._web = web.AppRunner(build_app(self.db, token, self.status, self._sim_call, self.health), access_log=None)
+        app = build_app(self.db, token, self.status, self._sim_call, self.health)
+        add_pages(app, PageContext(self.db, token, self.settings.admin_password_path, self.status, self.live_calls),
+                  secret_token(self.settings.data_dir / "web-session-key", "the admin pages' session key").encode())
+        self._web = web.AppRunner(app, access_log=None)
         await self._web.setup()
         self._stack.push_async_callback(self._web.cleanup)
         bind = self.settings.http_bind
@@ -187,6 +217,7 @@ class Gateway:
         # was seen to stop listening now and then (see docs/decisions.md).
         await self.start_web()
         await self.start_telegram()
+        self._stack.push_async_callback(self.notifier.close)  # before the accounts it sends through stop
         self._stack.push_async_callback(self.tasks.stop)  # every background task, the last started first
         # The events websocket first: Asterisk is ready only once it has registered the Stasis application.
         self.tasks.start("ari-events", self.ari.run_events)
@@ -198,6 +229,8 @@ class Gateway:
         self.tasks.start("security-log", self.security.run)
         self.tasks.start("account-settings", lambda: self.accounts.watch_settings(self.db))
         self.tasks.start("held-rows", self.db.write_held)
+        self.tasks.start("account-watch", lambda: watch_accounts(
+            self.accounts, self.notifier, self.settings.account_check_s, self.settings.flood_notify_s))
         await asyncio.wait_for(self.ari.connected.wait(), 10)
         log.info(
             "tgtrunk is running: SIP on %s, admin API on http://%s, ARI on 127.0.0.1:%s, %d line(s)",

@@ -29,6 +29,7 @@ def _import_tables() -> None:
     import app.store.ban  # noqa: F401
     import app.store.callrecord  # noqa: F401
     import app.store.account  # noqa: F401
+    import app.store.admin  # noqa: F401
 
 
 class Database:
