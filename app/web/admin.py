@@ -7,6 +7,7 @@ bodies are validated in full before anything is stored.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlmodel import select
 
-from app.sip.line import LineError, build_line, check_unique, line_request_from_json, validation_message
+from app.sip.line import LineError, line_request_from_json, validation_message
+from app.sip.lines import LineNotFound, add_line, remove_line
 from app.store.callrecord import CallRecord
 from app.store.db import Database
 from app.store.line import Line, LineStatus
@@ -77,22 +79,17 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
     @routes.post("/api/lines")
     async def post_line(request: web.Request) -> web.Response:
         try:
-            line, generated = build_line(line_request_from_json(await request.read()))
-            with db.session() as session:
-                check_unique(list(session.exec(select(Line))), line)
-                session.add(line)
+            line, generated = await asyncio.to_thread(add_line, db, line_request_from_json(await request.read()))
         except LineError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from None
         return web.json_response({"name": line.name, "password": generated}, status=201)
 
     @routes.delete("/api/lines/{name}")
     async def delete_line(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        with db.session() as session:
-            line = session.exec(select(Line).where(Line.name == name)).first()
-            if line is None:
-                raise web.HTTPNotFound(text=f"no line named {name!r}\n")
-            session.delete(line)
+        try:
+            await asyncio.to_thread(remove_line, db, request.match_info["name"])
+        except LineNotFound as exc:
+            raise web.HTTPNotFound(text=f"{exc}\n") from None
         return web.Response(status=204)
 
     @routes.get("/api/calls")
