@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
+from app.ari.channel import Channel
 from app.ari.client import ARI_FAILURES, AriClient, AriError
 from app.calls import codes
 from app.calls.accounts import AccountHandle
@@ -103,12 +104,9 @@ class CallSession:
         if not self.sip_channel_id:
             return False
         try:
-            await self.ari.request("GET", f"/channels/{self.sip_channel_id}")
-        except AriError as exc:
-            return exc.status == 404
+            return not await Channel(self.ari, self.sip_channel_id).exists()
         except ARI_FAILURES:
             return False
-        return False
 
     async def ari_failed(self, exc: BaseException) -> tuple[int, str]:
         """An ARI request failed (or Asterisk was lost): end the Telegram side; the code and reason to record."""
@@ -160,8 +158,7 @@ class CallSession:
         if not DTMF_DIGITS.match(digits):
             return False
         try:
-            await self.ari.request("POST", f"/channels/{self.sip_channel_id}/dtmf",
-                                   params={"dtmf": digits.upper(), "between": 100, "duration": 120})
+            await Channel(self.ari, self.sip_channel_id).dtmf(digits.upper())
             log.info("DTMF %s from the chat -> SIP channel %s", digits.upper(), self.sip_channel_id)
         except AriError as exc:
             log.warning("could not play DTMF %s: %s", digits, exc)
@@ -188,7 +185,7 @@ class CallSession:
     async def hang_up_sip(self, cause: str = "normal") -> None:
         if self.sip_channel_id and not self.sip_gone.is_set():
             try:
-                await self.ari.request("DELETE", f"/channels/{self.sip_channel_id}", params={"reason": cause})
+                await Channel(self.ari, self.sip_channel_id).hangup(cause)
             except ARI_FAILURES:
                 pass
 
@@ -222,14 +219,10 @@ class CallSession:
                  record.late_in, record.packets_out, record.silence_out)
 
 
-REJECT_CONTEXT = "tgtrunk-reject"
-
-
 async def reject_channel(ari: AriClient, channel_id: str, code: int) -> None:
-    """Answer a ringing INVITE with an exact SIP code (PJSIPHangup in the dialplan's reject context)."""
+    """Answer a ringing INVITE with an exact SIP code, if it still rings."""
     try:
-        await ari.request("POST", f"/channels/{channel_id}/continue",
-                          params={"context": REJECT_CONTEXT, "extension": str(code), "priority": 1})
+        await Channel(ari, channel_id).reject(code)
     except ARI_FAILURES:
         pass  # the caller already hung up, or Asterisk is gone
 
