@@ -211,9 +211,13 @@ class CallSession:
             record.duration_s = self.tg_call.duration
         if self.media:
             record.sqlmodel_update(self.media.relay.stats.to_record())
-        self.db.add_or_hold(record)  # a full or read-only disk must not lose the record: held and retried
-        if self.handle:
-            self.handle.sessions.discard(self)
+        try:
+            # Off the loop (a locked database must not stall every call's audio); a full or read-only disk
+            # must not lose the record: it is held and retried.
+            await asyncio.to_thread(self.db.add_or_hold, record)
+        finally:
+            if self.handle:
+                self.handle.sessions.discard(self)
         log.info("call %s on line %s ended: %s %s (%d s; RTP in %d lost %d late %d, out %d of which silence %d)",
                  self.direction, self.line, code, reason, record.duration_s, record.packets_in, record.lost_in,
                  record.late_in, record.packets_out, record.silence_out)

@@ -68,13 +68,13 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
 
     @routes.get("/api/lines")
     async def get_lines(_request: web.Request) -> web.Response:
-        with db.session() as session:
-            lines = list(session.exec(select(Line).order_by(Line.name)))
-            states = {s.name: s.state for s in session.exec(select(LineStatus))}
-        return web.json_response([
-            {**line.model_dump(mode="json", exclude={"password_digest", "id"}), "state": states.get(line.name)}
-            for line in lines
-        ])
+        def read() -> list[dict[str, Any]]:
+            with db.session() as session:
+                lines = list(session.exec(select(Line).order_by(Line.name)))
+                states = {s.name: s.state for s in session.exec(select(LineStatus))}
+            return [{**line.model_dump(mode="json", exclude={"password_digest", "id"}), "state": states.get(line.name)}
+                    for line in lines]
+        return web.json_response(await asyncio.to_thread(read))
 
     @routes.post("/api/lines")
     async def post_line(request: web.Request) -> web.Response:
@@ -98,9 +98,11 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
         last = int(raw) if raw.isascii() and raw.isdigit() else 0
         if not 1 <= last <= MAX_LAST:
             raise web.HTTPBadRequest(text=f"last={raw!r}: give a whole number from 1 to {MAX_LAST}\n")
-        with db.session() as session:
-            records = list(session.exec(select(CallRecord).order_by(CallRecord.id.desc()).limit(last)))
-        return web.json_response([r.model_dump(mode="json") for r in records])
+        def read() -> list[dict[str, Any]]:
+            with db.session() as session:
+                records = session.exec(select(CallRecord).order_by(CallRecord.id.desc()).limit(last))
+                return [r.model_dump(mode="json") for r in records]
+        return web.json_response(await asyncio.to_thread(read))
 
     @routes.post("/api/sim/call")
     async def post_sim_call(request: web.Request) -> web.Response:
