@@ -2,7 +2,7 @@
 # `make test` runs the whole test suite. Both work on a fresh Debian 12 machine as root.
 PYTHON ?= python3
 VENV ?= .venv
-APT_PACKAGES = debootstrap baresip python3-venv ca-certificates
+APT_PACKAGES = debootstrap baresip python3-venv ca-certificates chromium chromium-driver
 
 .PHONY: run test install system-packages venv asterisk image-test
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import select
 
-from app.calls.callsession import AccountHandle
+from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.settings import Settings
 from app.store.account import TelegramAccountRow
 from app.store.db import Database
@@ -20,6 +21,19 @@ from app.telegram.sessions import open_account
 log = logging.getLogger(__name__)
 
 SETTINGS_WARN_AFTER = 10  # failed refreshes in a row (one a second) before the log says so
+
+
+@dataclass
+class AccountHandle:
+    """A running Telegram account and the session settings the call flow reads."""
+
+    name: str
+    account: TelegramAccount
+    dtmf_in: bool = True
+    dtmf_out: bool = True
+    max_calls: int | None = None  # concurrent calls, both directions
+    sessions: set[Any] = field(default_factory=set)  # its live CallSessions (callsession.py imports this module)
+    active: int = 0  # calls counted against max_calls (kept by the Stasis app)
 
 
 def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
@@ -34,6 +48,8 @@ class Accounts:
 
     def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True,
             max_calls: int | None = None) -> AccountHandle:
+        if account.sample_rate != MEDIA_SAMPLE_RATE:
+            raise ValueError(f"account {name} runs its calls at {account.sample_rate} Hz, the media at {MEDIA_SAMPLE_RATE}")
         handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out, max_calls=max_calls)
         self.handles[name] = handle
         self._mark_gateways()
@@ -61,7 +77,7 @@ class Accounts:
         for row in rows:
             print(f"starting Telegram account {row.name} ({row.phone})…", flush=True)
             try:
-                account = await open_account(row, box)
+                account = await open_account(row, box, sample_rate=MEDIA_SAMPLE_RATE)
             except Exception as exc:  # noqa: BLE001 - one broken session must not stop the others
                 log.error("Telegram account %s did not start (%s); log in again with `tgtrunk account login %s`",
                           row.name, exc, row.name)

@@ -13,9 +13,8 @@ from app.pbx.install import InstallError
 from app.settings import SettingsError, load_settings
 from app.store.secretfile import SecretFileError
 
-# Modules under app.cli that define `register(subparsers)`; missing ones are skipped so a
-# command group can land on its own.
-COMMAND_MODULES = ("serve", "asterisk", "status", "line", "account", "sim", "calls", "backup", "logs")
+# Modules under app.cli that define `register(subparsers)`.
+COMMAND_MODULES = ("serve", "asterisk", "status", "line", "account", "sim", "calls", "backup", "logs", "admin")
 
 
 class CliError(Exception):
@@ -28,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tgtrunk {tgtrunk_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"app.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"app.cli.{name}":
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"app.cli.{name}").register(subparsers)
     return parser
 
 

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from app.store.line import utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+# The on/off session settings, as `tgtrunk account settings` flags (--dtmf-in/--no-dtmf-in, ...).
+SETTING_FLAGS = ("dtmf_in", "dtmf_out", "redial", "lines", "messages", "callback")
 
 
 class TelegramAccountRow(SQLModel, table=True):
