@@ -12,7 +12,7 @@ from app.telegram.sim import Behaviour, SimNetwork, SimPhone, Tone
 from app.telegram.sim.network import TIMEOUT
 
 from tests.audio import dominant_frequency, level_dbfs
-from tests.telegram.conftest import RING_TIMEOUT, PhoneFactory
+from tests.telegram.conftest import RING_TIMEOUT, IncomingCalls, PhoneFactory
 
 ONE_SECOND = SAMPLE_RATE * 2  # bytes of one second of mono s16le
 
@@ -75,10 +75,11 @@ async def test_outgoing_call_carries_tone_both_ways(gateway: TelegramAccount, ma
     await feeder
 
 
-async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, incoming: IncomingCalls,
+                                                     make_phone: PhoneFactory) -> None:
     bob = await make_phone("bob", Behaviour(tone_hz=1000, tone_dbfs=-10))
     bob_call = await bob.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     assert call.state is CallState.RINGING and call.peer.username == "bob" and call.peer.phone == "+" + bob.user.phone
     await bob_call.wait_ringing(5)
     heard = Recorder(call)
@@ -143,29 +144,29 @@ async def test_user_hangs_up_connected_call(gateway: TelegramAccount, make_phone
     assert (end.reason, end.by_peer, end.answered, end.sip_code) == (DiscardReason.HANGUP, True, True, 200)
 
 
-async def test_gateway_declines_incoming_as_busy(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+async def test_gateway_declines_incoming_as_busy(incoming: IncomingCalls, make_phone: PhoneFactory) -> None:
     hank = await make_phone("hank")
     hank_call = await hank.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     await call.hangup(DiscardReason.BUSY)
     end = await asyncio.wait_for(hank_call.ended, 5)
     assert (end.reason, end.by_peer, end.sip_code) == (DiscardReason.BUSY, True, 486)
 
 
-async def test_caller_gives_up_while_gateway_rings(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+async def test_caller_gives_up_while_gateway_rings(incoming: IncomingCalls, make_phone: PhoneFactory) -> None:
     ivy = await make_phone("ivy")
     ivy_call = await ivy.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     await ivy_call.wait_ringing(5)
     await ivy_call.hangup(DiscardReason.HANGUP)
     end = await asyncio.wait_for(call.ended, 5)
     assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, False)
 
 
-async def test_unanswered_incoming_call_is_missed(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+async def test_unanswered_incoming_call_is_missed(incoming: IncomingCalls, make_phone: PhoneFactory) -> None:
     jack = await make_phone("jack")
     jack_call = await jack.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     end = await asyncio.wait_for(call.ended, RING_TIMEOUT + 5)
     assert (end.reason, end.by_peer) == (DiscardReason.MISSED, False)
     their = await asyncio.wait_for(jack_call.ended, 5)
