@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,9 @@ from app.telegram.sim.stats import PhoneStats
 from app.telegram.sim.transport import SimClient
 
 log = logging.getLogger(__name__)
+
+KEEP_CALLS = 100  # newest calls in `SimPhone.calls`
+KEEP_MESSAGES = 100  # newest chat messages in `SimPhone.messages`
 
 
 @dataclass
@@ -54,15 +58,15 @@ class Tone:
 
 @dataclass
 class SimPhone:
-    """One simulated user online with an app; `calls` collects every call it saw, `heard` its audio."""
+    """One simulated user online with an app; `calls` keeps the calls it saw (the newest), `heard` its audio."""
 
     network: SimNetwork
     user: SimUser
     behaviour: Behaviour = field(default_factory=Behaviour)
     account: TelegramAccount | None = None
-    calls: list[PrivateCall] = field(default_factory=list)
+    calls: deque[PrivateCall] = field(default_factory=lambda: deque(maxlen=KEEP_CALLS))
     heard: bytearray = field(default_factory=bytearray)
-    messages: list[tuple[Peer, str]] = field(default_factory=list)
+    messages: deque[tuple[Peer, str]] = field(default_factory=lambda: deque(maxlen=KEEP_MESSAGES))
     stats: PhoneStats = field(default_factory=PhoneStats)  # counted whether or not `record` keeps the PCM
 
     def __post_init__(self) -> None:
