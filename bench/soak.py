@@ -105,6 +105,12 @@ class Soak(Bench):
                 return
             await asyncio.sleep(0.1)
 
+    def check_alive(self) -> None:
+        gateway = next(proc for proc in self.procs if proc.pid == self.gw_pid)
+        if gateway.poll() is not None:
+            tail = (self.work / "gateway.log").read_text(errors="replace").splitlines()[-3:]
+            raise SystemExit(f"tgtrunk exited ({gateway.returncode}) after {self.placed} calls: " + " | ".join(tail))
+
     async def last_record_id(self) -> int:
         records = await self._admin("/api/calls?last=1")
         return records[0]["id"] if records else 0  # type: ignore[index]
@@ -148,8 +154,12 @@ async def main() -> None:
             for _ in range(batch):
                 kind, user = next(kinds), next(next_user)
                 work.append(soak.sip_to_telegram(user) if kind == "sip" else soak.telegram_to_sip(user))
-            await asyncio.gather(*work)
+            results = await asyncio.gather(*work, return_exceptions=True)
             soak.placed += batch
+            soak.check_alive()
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
             if soak.placed >= args.warmup and (soak.placed - args.warmup) % args.every == 0:
                 await soak.settle()
                 rss = vm_rss_kib(soak.gw_pid)
