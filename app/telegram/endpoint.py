@@ -31,10 +31,15 @@ FRAME_10MS = 10 * BYTES_PER_MS
 
 _FRAME_DATA = ntgcalls.FrameData()
 OP_DRAIN_TIMEOUT_S = 5.0
-# NTgCalls processes signaling on its own threads after `send_signaling_data` returns; stopping the call
-# meanwhile crashed it (segfault in set_remote_params). 50 ms is a margin, not a measurement: that processing is
-# one task on NTgCalls' signaling thread.
-SIGNAL_SETTLE_S = 0.05
+# NTgCalls processes signaling on its own threads after `send_signaling_data` returns: the SCTP layer on its
+# network thread hands each message to its signaling thread, which posts what it asks for (a remote ICE candidate,
+# the remote description) back to the network thread. `stop` closes the connection before the signaling, so a
+# message still on that path runs on a closed connection: segfaults in `add_remote_candidate`,
+# `RtpDemuxer::RemoveSink`, `set_remote_params`, or heap corruption. A call is stopped only once its signaling, in
+# and out (what NTgCalls sends is what it is still working on), has been quiet this long. 50 ms was not enough on
+# a loaded machine (load average 15 on 2 cores: 2 crashes in 7 runs of bench/teardown_stress.py).
+SIGNAL_QUIET_S = 0.5
+SIGNAL_QUIET_MAX_S = 3.0  # a call still signaling after this long is stopped anyway (and logged)
 
 T = TypeVar("T")
 _LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
@@ -113,6 +118,7 @@ class Endpoint:
 
     # NTgCalls threads -> loop
     def _signaling_cb(self, peer_id: int, data: bytes) -> None:
+        self._last_signal[peer_id] = time.monotonic()  # NTgCalls is still working on this call (see SIGNAL_QUIET_S)
         self._post(peer_id, "on_signaling", bytes(data))
 
     def _connection_cb(self, peer_id: int, info: ntgcalls.ConnectionInfo) -> None:
@@ -258,10 +264,7 @@ class Endpoint:
                 if late:
                     log.warning("%d NTgCalls operations for %s still running after %.0f s; stopping anyway",
                                 len(late), peer_id, OP_DRAIN_TIMEOUT_S)
-            # Signaling handed over is processed later on NTgCalls' own threads; give that time to finish.
-            settle = self._last_signal.pop(peer_id, 0.0) + SIGNAL_SETTLE_S - time.monotonic()
-            if settle > 0:
-                await asyncio.sleep(settle)
+            await self._signaling_quiet(peer_id)
             async with _lifecycle_lock():
                 await self.ntg.stop(peer_id)
         except ntgcalls.ConnectionNotFound:
@@ -269,9 +272,25 @@ class Endpoint:
         except Exception:  # noqa: BLE001 - nobody may be waiting; the call is gone for the app either way
             log.exception("stopping the NTgCalls call with %s failed", peer_id)
         finally:
+            self._last_signal.pop(peer_id, None)
             del self._stopping[peer_id]
             if not done.done():
                 done.set_result(None)
+
+    async def _signaling_quiet(self, peer_id: int) -> None:
+        """Until no signaling went to or came from NTgCalls for this call for SIGNAL_QUIET_S (at most
+        SIGNAL_QUIET_MAX_S): what was handed over is then processed on NTgCalls' threads."""
+        started = time.monotonic()
+        while True:
+            now = time.monotonic()
+            quiet_at = self._last_signal.get(peer_id, 0.0) + SIGNAL_QUIET_S
+            if quiet_at <= now:
+                return
+            if now - started >= SIGNAL_QUIET_MAX_S:
+                log.warning("NTgCalls still signaling for %s after %.0f s; stopping anyway", peer_id,
+                            SIGNAL_QUIET_MAX_S)
+                return
+            await asyncio.sleep(min(quiet_at, started + SIGNAL_QUIET_MAX_S) - now)
 
     async def close(self) -> None:
         for peer_id in list(self._media):

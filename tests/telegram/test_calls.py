@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from app.telegram.account import TelegramAccount
-from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.endpoint import SAMPLE_RATE, SIGNAL_QUIET_MAX_S, SIGNAL_QUIET_S
 from app.telegram.privatecall import TICK_BYTES, CallEnded, CallState, DiscardReason, PrivateCall
 from app.telegram.errors import TelegramError
 from app.telegram.sim import Behaviour, SimNetwork, SimPhone, Tone
@@ -213,6 +214,28 @@ async def test_hanging_up_at_any_moment_of_media_setup_leaves_nothing_behind(
     call = await gateway.call("@echo0")  # and the same people can be called again
     await call.wait_connected(10)
     await call.hangup()
+
+
+async def test_a_call_hung_up_during_media_setup_is_stopped_only_once_its_signaling_is_quiet(
+        gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    """NTgCalls' stop closes the connection before its signaling: a message still being processed on its threads
+    then runs on a closed connection (segfaults in add_remote_candidate, set_remote_params, RtpDemuxer::RemoveSink).
+    50 ms after the last signaling handed over was not enough on a loaded machine; the stop now waits until the
+    signaling both ways has been quiet for SIGNAL_QUIET_S."""
+    await make_phone("nia", Behaviour(echo=True, record=False))
+    call = await gateway.call("@nia")
+    await call.wait_accepted(5)
+
+    async def signaling() -> None:  # media is being set up: signaling flows both ways from now on
+        while call.peer.id not in gateway.endpoint._last_signal:
+            await asyncio.sleep(0.001)
+    await asyncio.wait_for(signaling(), 5)
+    await call.hangup()
+    hung_up = time.monotonic()
+    stopping = gateway.endpoint.release(call.peer.id)  # the stop the hang-up started
+    await asyncio.wait_for(stopping, SIGNAL_QUIET_MAX_S + 5)
+    assert time.monotonic() - hung_up >= SIGNAL_QUIET_S - 0.1
+    assert not await gateway.endpoint.ntg.calls()
 
 
 async def test_caller_giving_up_during_request_call_leaves_nothing_behind(
