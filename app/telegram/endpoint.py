@@ -100,6 +100,8 @@ class Endpoint:
         self._frames: list[tuple[int, bytes]] = []
         self._frames_lock = threading.Lock()
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
+        self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # of which send_external_frame
+        self._frames_held: set[int] = set()  # calls whose streams NTgCalls is setting up: no frames meanwhile
         self._stopping: dict[int, asyncio.Future[None]] = {}
         self._stop_tasks: set[asyncio.Task[None]] = set()
         self._last_signal: dict[int, float] = {}
@@ -209,11 +211,16 @@ class Endpoint:
         await self._op(peer_id, lambda: self.ntg.send_signaling_data(peer_id, data))
 
     def push_frame(self, peer_id: int, pcm: bytes) -> None:
-        """Fire-and-forget frame for the pacer and the relay: no await per 10 ms frame."""
-        if peer_id in self._stopping:
+        """Fire-and-forget frame for the pacer and the relay: no await per 10 ms frame.
+
+        Dropped while the call is being stopped or its streams set up (see `_in_turn`)."""
+        if peer_id in self._stopping or peer_id in self._frames_held:
             return
-        self._track(peer_id, self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm,
-                                                           _FRAME_DATA))
+        future = self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+        self._track(peer_id, future)
+        frames = self._frame_sends.setdefault(peer_id, set())
+        frames.add(future)
+        future.add_done_callback(frames.discard)
 
     async def _op(self, peer_id: int, start: Callable[[], Awaitable[T]]) -> T:
         if peer_id in self._stopping:
@@ -229,8 +236,18 @@ class Endpoint:
             async with _lifecycle_lock():
                 if unless_released is not None and self._media.get(peer_id) is not unless_released:
                     raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
-                for step in steps:
-                    await self._op(peer_id, step)
+                # NTgCalls 3.0.5's send_external_frame reads (and may insert into) the call's stream map without
+                # its lock, while create (init), connect_p2p (add_track) and set_stream_sources change that map:
+                # heap corruption. So no frame is in flight for this call while one of these steps runs.
+                self._frames_held.add(peer_id)
+                try:
+                    frames = self._frame_sends.get(peer_id)
+                    if frames:
+                        await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
+                    for step in steps:
+                        await self._op(peer_id, step)
+                finally:
+                    self._frames_held.discard(peer_id)
         # Its own task: a caller cancelled mid-step (a hang-up) must not hand the turn on while NTgCalls still works.
         task = asyncio.ensure_future(turn())
         task.add_done_callback(_swallow)
@@ -273,6 +290,7 @@ class Endpoint:
             log.exception("stopping the NTgCalls call with %s failed", peer_id)
         finally:
             self._last_signal.pop(peer_id, None)
+            self._frame_sends.pop(peer_id, None)
             del self._stopping[peer_id]
             if not done.done():
                 done.set_result(None)
