@@ -40,6 +40,15 @@ OP_DRAIN_TIMEOUT_S = 5.0
 # a loaded machine (load average 15 on 2 cores: 2 crashes in 7 runs of bench/teardown_stress.py).
 SIGNAL_QUIET_S = 0.5
 SIGNAL_QUIET_MAX_S = 3.0  # a call still signaling after this long is stopped anyway (and logged)
+# connect_p2p returns before its work is done: it posts the processing of the signaling received so far and the
+# creation of the media channels to NTgCalls' threads, which on a loaded machine ran after the stop had begun
+# (segfault in RtpDemuxer::RemoveSink with P2PCall::process_signaling_data -> create_channels still running). So a
+# call that was connected is stopped only once NTgCalls reported how the connection ended up (connected, failed,
+# timed out or closed), or CONNECT_SETTLE_S after connect_p2p was called: when the other side stopped first, no
+# state comes before NTgCalls' own 10 s timeout, and a new call with the same user waits for this stop.
+CONNECT_SETTLE_S = 2.0
+_SETTLED = (ntgcalls.ConnectionState.CONNECTED, ntgcalls.ConnectionState.FAILED,
+            ntgcalls.ConnectionState.TIMEOUT, ntgcalls.ConnectionState.CLOSED)
 
 T = TypeVar("T")
 _LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
@@ -105,6 +114,7 @@ class Endpoint:
         self._stopping: dict[int, asyncio.Future[None]] = {}
         self._stop_tasks: set[asyncio.Task[None]] = set()
         self._last_signal: dict[int, float] = {}
+        self._connecting: dict[int, float] = {}  # connect_p2p called (monotonic), no settled state reported yet
         self.ntg.on_signaling_data(self._signaling_cb)
         self.ntg.on_connection_change(self._connection_cb)
         self.ntg.on_frames(self._frames_cb)
@@ -125,6 +135,8 @@ class Endpoint:
 
     def _connection_cb(self, peer_id: int, info: ntgcalls.ConnectionInfo) -> None:
         if info.kind == ntgcalls.ConnectionKind.NORMAL:
+            if info.state in _SETTLED:
+                self._connecting.pop(peer_id, None)  # on NTgCalls' thread; read by `_connection_settled`
             self._post(peer_id, "on_state", info.state)
 
     def _frames_cb(self, peer_id: int, mode: object, device: object, frames: list[ntgcalls.Frame]) -> None:
@@ -202,7 +214,14 @@ class Endpoint:
 
     async def connect(self, peer_id: int, servers: list[ntgcalls.RTCServer], versions: list[str], p2p: bool,
                       custom: str | None) -> None:
-        await self._in_turn(peer_id, [lambda: self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom)])
+        def start() -> Awaitable[None]:
+            self._connecting[peer_id] = time.monotonic()
+            return self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom)
+        try:
+            await self._in_turn(peer_id, [start])
+        except BaseException:
+            self._connecting.pop(peer_id, None)  # refused: NTgCalls will report no state for it
+            raise
 
     async def signal(self, peer_id: int, data: bytes) -> None:
         if peer_id in self._stopping:
@@ -281,6 +300,7 @@ class Endpoint:
                 if late:
                     log.warning("%d NTgCalls operations for %s still running after %.0f s; stopping anyway",
                                 len(late), peer_id, OP_DRAIN_TIMEOUT_S)
+            await self._connection_settled(peer_id)
             await self._signaling_quiet(peer_id)
             async with _lifecycle_lock():
                 await self.ntg.stop(peer_id)
@@ -291,9 +311,18 @@ class Endpoint:
         finally:
             self._last_signal.pop(peer_id, None)
             self._frame_sends.pop(peer_id, None)
+            self._connecting.pop(peer_id, None)
             del self._stopping[peer_id]
             if not done.done():
                 done.set_result(None)
+
+    async def _connection_settled(self, peer_id: int) -> None:
+        """Until NTgCalls reported how a connection it was asked to make ended up, at most CONNECT_SETTLE_S after
+        connect_p2p was called."""
+        while (connected_at := self._connecting.get(peer_id)) is not None:
+            if time.monotonic() >= connected_at + CONNECT_SETTLE_S:
+                return
+            await asyncio.sleep(0.02)
 
     async def _signaling_quiet(self, peer_id: int) -> None:
         """Until no signaling went to or came from NTgCalls for this call for SIGNAL_QUIET_S (at most
