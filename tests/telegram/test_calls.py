@@ -210,8 +210,8 @@ async def test_a_call_hung_up_during_media_setup_is_stopped_only_once_its_signal
     then runs on a closed connection (segfaults in add_remote_candidate, set_remote_params, RtpDemuxer::RemoveSink).
     50 ms after the last signaling handed over was not enough on a loaded machine; the stop now waits until the
     signaling both ways has been quiet for SIGNAL_QUIET_S."""
-    await make_phone("nia", Behaviour(echo=True, record=False))
-    call = await gateway.call("@nia")
+    await make_phone("nadia", Behaviour(echo=True, record=False))
+    call = await gateway.call("@nadia")
     await call.wait_accepted(5)
 
     async def signaling() -> None:  # media is being set up: signaling flows both ways from now on
