@@ -32,7 +32,7 @@ async def test_ended_calls_are_freed_both_ways(gateway: TelegramAccount, make_ph
         await call.ended
 
     gateway.on_incoming_call = answer
-    bob = await make_phone("bob", Behaviour(echo=True, record=False))
+    bob = await make_phone("bobby", Behaviour(echo=True, record=False))
     for _ in range(2):
         theirs = await bob.call("@tgtrunk_gw")
         await asyncio.wait_for(answered.get(), 5)
@@ -43,7 +43,7 @@ async def test_ended_calls_are_freed_both_ways(gateway: TelegramAccount, make_ph
         await asyncio.wait_for(ours.ended, 5)
         del ours, theirs
     for _ in range(2):
-        call = await gateway.call("@bob")
+        call = await gateway.call("@bobby")
         await call.wait_connected(10)
         await call.hangup()
         taken.append(weakref.ref(call))
