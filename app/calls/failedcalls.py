@@ -34,4 +34,4 @@ class FailedCallWatch:
             log.warning("line %s: %d failed calls in a row (the last: %d %s)", line, count, code, reason)
             self.notifier.notify(
                 "calls-failing", f"tgtrunk: line {line}: {count} calls in a row failed (the last: {code} {reason}). "
-                f"See `tgtrunk calls --line {line}` and `tgtrunk logs` for why.", account=account, subject=line)
+                f"See `tgtrunk calls` and `tgtrunk logs` for why.", account=account, subject=line)
