@@ -37,17 +37,6 @@ def caption(record: CallRecord) -> str:
             f"duration {seconds // 60}:{seconds % 60:02d}")
 
 
-def where(record: CallRecord) -> str:
-    """Where a call's recording is, for `tgtrunk calls` and the admin pages ("" when the call was not recorded)."""
-    state = record.recording_state
-    if state is None:
-        return ""
-    if state == "posted":
-        return f"posted to {record.recording_chat}"
-    error = f": {record.recording_error}" if record.recording_error else ""
-    return f"{state} {record.recording or ''}{error}".strip()
-
-
 class RecordingPoster:
     def __init__(self, db: Database, accounts: Accounts, every_s: float = 1.0) -> None:
         self.db = db

@@ -7,9 +7,8 @@ import argparse
 from sqlmodel import select
 
 from app.settings import load_settings
-from app.store.callrecord import CallRecord
+from app.store.callrecord import CallRecord, recording_where
 from app.store.db import Database
-from app.calls.recordings import where
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.started_at:%Y-%m-%d %H:%M:%S} {direction:<15} {r.line or '-':<12} {r.dialled or '-':<16} "
               f"{peer:<18} {r.result_code or 0:>4} {r.duration_s:>5}  {media:<16} {r.reason}")
         if r.recording_state:
-            print(f"{'':<19} recording: {where(r)}")
+            print(f"{'':<19} recording: {recording_where(r)}")
     return 0

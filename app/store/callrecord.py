@@ -43,3 +43,14 @@ class CallRecord(SQLModel, table=True):
     recording_state: str | None = None  # recording | pending | posted | failed
     recording_error: str | None = None  # why the last post failed (it is retried) or why recording failed
     recording_s: float | None = None
+
+
+def recording_where(record: CallRecord) -> str:
+    """Where a call's recording is, for `tgtrunk calls` and the admin pages ("" when the call was not recorded)."""
+    state = record.recording_state
+    if state is None:
+        return ""
+    if state == "posted":
+        return f"posted to {record.recording_chat}"
+    error = f": {record.recording_error}" if record.recording_error else ""
+    return f"{state} {record.recording or ''}{error}".strip()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from app.store.callrecord import recording_where
 from app.telegram.sim import Behaviour
 from tests.audio import dominant_frequency, rms_dbfs
 from tests.e2e.test_notifications import wait_until
@@ -55,7 +56,7 @@ async def test_a_recorded_call_is_posted_to_the_chat_with_the_tone_that_was_sent
     record = await sim_gateway.wait_record()
     await wait_until(lambda: not Path(record.recording).exists())  # removed once posted
     record = await sim_gateway.wait_record()
-    assert (record.recording_state, record.recording_chat) == ("posted", "@recbox")
+    assert recording_where(record) == "posted to @recbox"
 
 
 async def test_a_failed_post_is_kept_and_retried_until_it_works(sim_gateway, sim_phone, baresip_factory,
@@ -75,6 +76,7 @@ async def test_a_failed_post_is_kept_and_retried_until_it_works(sim_gateway, sim
     assert path.exists() and not network.media  # kept while it is not posted
     stored = await sim_gateway.wait_record()
     assert stored.recording_state == "pending" and stored.recording_error.startswith("FLOOD_WAIT")
+    assert recording_where(stored) == f"pending {path}: {stored.recording_error}"  # what `tgtrunk calls` shows
     await asyncio.sleep(2)
     assert len(failures()) == 1  # the FLOOD_WAIT is honoured: no try before 3 s
     await wait_until(lambda: len(failures()) >= 2, timeout=10)
