@@ -48,7 +48,6 @@ class TelegramAccount:
         self.on_incoming_call: IncomingCallback | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self.on_message: MessageCallback | None = None
-        self.incoming: asyncio.Queue[PrivateCall] = asyncio.Queue()
         self.gateway_user_ids: set[int] = set()  # other gateway accounts: their calls are flagged (SIP 482)
         self.calls: dict[int, PrivateCall] = {}
         self._orphans: dict[int, list[tuple[float, object]]] = {}
@@ -296,7 +295,6 @@ class TelegramAccount:
         except Exception as exc:  # noqa: BLE001 - the caller may have hung up already
             log.info("ReceivedCall failed: %s", exc)
         call.start_ring_timer()
-        self.incoming.put_nowait(call)
         if self.on_incoming_call is not None:
             result = self.on_incoming_call(call)
             if asyncio.iscoroutine(result):

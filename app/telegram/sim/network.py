@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,10 @@ DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
 DH_VERSION = 1
 DAY_S = 86_400
 TIMEOUT = "TIMEOUT"  # an injected "error" that never answers
+# What the network remembers for tests, bounded so a long run (the soak bench, a demo left running) stays flat.
+KEEP_REQUESTS = 1_000  # newest (account, function) pairs in `requests`
+KEEP_ENDED_CALLS = 1_000  # discarded calls kept in `calls` (for their discard reason); active ones always are
+KEEP_MESSAGES = 1_000  # newest messages in each user's inbox
 
 
 class RpcFail(Exception):
@@ -79,7 +84,7 @@ class SimUser:
     privacy: Privacy = field(default_factory=Privacy)
     contacts: set[int] = field(default_factory=set)
     devices: list[Device] = field(default_factory=list)
-    inbox: list[tuple[int, str]] = field(default_factory=list)  # (from user id, text)
+    inbox: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=KEEP_MESSAGES))  # (from id, text)
     pts: int = 0
     message_id: int = 0
 
@@ -181,7 +186,8 @@ class SimNetwork:
         self.users: dict[int, SimUser] = {}
         self.calls: dict[int, SimCall] = {}
         self.injections: list[Injection] = []
-        self.requests: list[tuple[int | None, str]] = []  # (account, function) log for assertions
+        self.requests: deque[tuple[int | None, str]] = deque(maxlen=KEEP_REQUESTS)  # (account, function)
+        self._ended: deque[int] = deque()  # ids of discarded calls still in `calls`, oldest first
         self._secret = os.urandom(16)
         self._next_id = 100_000_001
         self._authorized: dict[bytes, int] = {}
@@ -586,6 +592,9 @@ class SimNetwork:
             raw.types.PhoneCallDiscardReasonDisconnect: "disconnect",
         }.get(type(reason), "hangup")
         self._push(call.other(by), [raw.types.UpdatePhoneCall(phone_call=self._discarded(call))], [])
+        self._ended.append(call.id)
+        while len(self._ended) > KEEP_ENDED_CALLS:
+            self.calls.pop(self._ended.popleft(), None)
         if self.on_call_end is not None:
             self.on_call_end(call)
 
