@@ -178,7 +178,7 @@ class Gateway:
         calls = []
         for session in self.stasis.live:
             record = session.record
-            counters = session.media.relay.counters if session.media else None
+            counters = session.media.relay.stats if session.media else None
             peer = session.tg_call.peer if session.tg_call else None
             calls.append({
                 "direction": record.direction, "line": record.line, "account": record.account,
