@@ -83,6 +83,11 @@ def _line_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, help="higher rings first for incoming Telegram calls (default 0)")
     p.add_argument("--max-calls", type=int, help="concurrent calls allowed on the line")
     p.add_argument("--account", help="the Telegram account this line serves")
+    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
+                   help="record this line's calls and post them to the record chat after each call")
+    p.add_argument("--record-chat", metavar="CHAT",
+                   help="where recordings go: @username, a chat id (-100…) or me (default: the account's record "
+                        "chat, else its Saved Messages)")
 
 
 def _db() -> Database:

@@ -59,7 +59,10 @@ class LineSync:
         async with self._lock:
             lines, stored_bans = await asyncio.to_thread(self._read)  # off the loop: the calls' audio runs on it
             bans = sorted(stored_bans.union(self.memory_bans()))
-            self.lines = {line.name: line for line in lines}
+            previous, self.lines = self.lines, {line.name: line for line in lines}
+            for name, line in self.lines.items():
+                if name in previous and line.model_dump() != previous[name].model_dump():
+                    log.info("line %s changed: the running gateway uses its new settings", name)
             await self._sync_bans(bans)
             await self._sync_objects(lines)
 
