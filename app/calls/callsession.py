@@ -72,6 +72,9 @@ class CallSession:
         self._dtmf_buffer = ""
         self._dtmf_flush: asyncio.TimerHandle | None = None
         self._closed = False
+        # Frees the call's place on its line and account (set by the Stasis app); called before the record is
+        # written, so a written record always means the place is free again.
+        self.release: Callable[[], None] = lambda: None
         self._chats: set[asyncio.Task[None]] = set()  # chat messages on their way (the loop keeps weak references)
         self.task: asyncio.Task[None] | None = None
         self.channels: dict[str, CallSession] | None = None  # the app's channel -> session index
@@ -253,6 +256,7 @@ class CallSession:
             record.duration_s = self.tg_call.duration
         if self.media:
             record.sqlmodel_update(self.media.relay.stats.to_record())
+        self.release()
         try:
             # Off the loop (a locked database must not stall every call's audio); a full or read-only disk
             # must not lose the record: it is held and retried.
