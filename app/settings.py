@@ -69,6 +69,7 @@ class Settings:
     ban_duration_s: float = 600.0
     telegram_sim: str | None = None  # HOST:PORT of a simulated network in its own process
     max_calls: int | None = None  # concurrent calls the whole gateway takes (None: no limit); see bench/
+    bot_token: str | None = None  # TGTRUNK_BOT_TOKEN; else the file `tgtrunk bot set` writes
 
     @property
     def secret_key_path(self) -> Path:
@@ -81,6 +82,10 @@ class Settings:
     @property
     def ari_password_path(self) -> Path:
         return self.data_dir / "ari-password"
+
+    @property
+    def bot_token_path(self) -> Path:
+        return self.data_dir / "bot-token"
 
     @property
     def pid_path(self) -> Path:
@@ -114,4 +119,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ban_duration_s=float(_int(env, "TGTRUNK_BAN_SECONDS", 600)),
         telegram_sim=env.get("TGTRUNK_TELEGRAM_SIM") or None,
         max_calls=_int(env, "TGTRUNK_MAX_CALLS", 0) or None,
+        bot_token=env.get("TGTRUNK_BOT_TOKEN") or None,
     )

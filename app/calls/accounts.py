@@ -15,6 +15,7 @@ from app.store.db import Database
 from app.store.line import Line
 from app.store.secretbox import SecretBox
 from app.telegram.account import TelegramAccount
+from app.telegram.chat import ChatSender
 from app.telegram.sessions import open_account
 
 log = logging.getLogger(__name__)
@@ -24,16 +25,19 @@ SETTINGS_WARN_AFTER = 10  # failed refreshes in a row (one a second) before the 
 
 def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
     """The session settings a running call flow reads, as `AccountHandle` fields."""
-    return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls}
+    return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls, "redial": row.redial,
+            "lines": row.lines, "messages": row.messages, "callback": row.callback, "autoreply": row.autoreply,
+            "autoreply_interval_s": row.autoreply_interval_s, "inline_bot": row.inline_bot,
+            "inline_query": row.inline_query}
 
 
 class Accounts:
     def __init__(self) -> None:
         self.handles: dict[str, AccountHandle] = {}
 
-    def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True,
-            max_calls: int | None = None) -> AccountHandle:
-        handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out, max_calls=max_calls)
+    def add(self, name: str, account: TelegramAccount, **settings: Any) -> AccountHandle:
+        """`settings`: session settings as in `live_settings` (the defaults of a new account otherwise)."""
+        handle = AccountHandle(name, account, chat=ChatSender(account), **settings)
         self.handles[name] = handle
         self._mark_gateways()
         return handle

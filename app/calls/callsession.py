@@ -14,6 +14,7 @@ from app.store.callrecord import CallRecord
 from app.store.db import Database
 from app.store.line import utcnow
 from app.telegram.account import TelegramAccount
+from app.telegram.chat import ChatSender
 from app.telegram.endpoint import SAMPLE_RATE
 from app.telegram.peer import Peer
 from app.telegram.privatecall import CallEnded, DiscardReason, PrivateCall
@@ -49,8 +50,22 @@ class AccountHandle:
     dtmf_in: bool = True
     dtmf_out: bool = True
     max_calls: int | None = None  # concurrent calls, both directions
+    redial: bool = True
+    lines: bool = True
+    messages: bool = False
+    callback: bool = False
+    autoreply: str | None = None
+    autoreply_interval_s: int = 600
+    inline_bot: str | None = None
+    inline_query: str | None = None
     sessions: set["CallSession"] = field(default_factory=set)
     active: int = 0  # calls counted against max_calls (kept by the Stasis app)
+    chat: "ChatSender | None" = None  # every message into a chat goes through it (rate limits, FLOOD_WAIT)
+    on_call_end: "Callable[[CallSession], None] | None" = None  # the chat side's post-call work
+
+    def chat_allowed(self) -> bool:
+        """With every chat switch off the gateway says nothing in any chat (the reference's promise)."""
+        return self.redial or self.lines or self.messages or self.dtmf_in or self.dtmf_out
 
 
 class CallSession:
@@ -71,6 +86,7 @@ class CallSession:
         self.sip_gone = asyncio.Event()
         self.asterisk_lost = False
         self.record = CallRecord(direction=self.direction, line=line, account=handle.name if handle else None)
+        self.pbx_party = ""  # the PBX side's number: the caller's (PBX -> Telegram) or the one rung (-> PBX)
         self._dtmf_buffer = ""
         self._dtmf_flush: asyncio.TimerHandle | None = None
         self._closed = False
@@ -144,6 +160,9 @@ class CallSession:
 
     async def _chat(self, peer: Peer, text: str) -> None:
         assert self.handle
+        if self.handle.chat is not None:
+            await self.handle.chat.text(peer, text)
+            return
         try:
             await self.handle.account.send_message(peer, text)
         except Exception as exc:  # noqa: BLE001 - a chat message is best effort
@@ -229,6 +248,8 @@ class CallSession:
         self.db.add_or_hold(record)  # a full or read-only disk must not lose the record: held and retried
         if self.handle:
             self.handle.sessions.discard(self)
+            if self.handle.on_call_end is not None:
+                self.handle.on_call_end(self)
         log.info("call %s on line %s ended: %s %s (%d s; RTP in %d lost %d late %d, out %d of which silence %d)",
                  self.direction, self.line, code, reason, record.duration_s, record.packets_in, record.lost_in,
                  record.late_in, record.packets_out, record.silence_out)

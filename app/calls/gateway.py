@@ -13,6 +13,7 @@ from aiohttp import web
 
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
+from app.calls.chatside import ChatSide
 from app.calls.stasis import APP_NAME, StasisApp
 from app.pbx.install import AsteriskInstall, InstallError, find_install
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
@@ -42,8 +43,11 @@ def require_install(settings: Settings) -> AsteriskInstall:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, accounts: Accounts | None = None, simulate_telegram: bool = False) -> None:
+    def __init__(self, settings: Settings, accounts: Accounts | None = None, simulate_telegram: bool = False,
+                 bot_client: Any = None) -> None:
         self.settings = settings
+        self.bot_client = bot_client  # a pyrogram Client logging in as the operator's bot (else from the token)
+        self.chat_side: ChatSide | None = None
         self.accounts = accounts or Accounts()
         self.simulate_telegram = simulate_telegram
         self.demo = None
@@ -112,11 +116,34 @@ class Gateway:
             print("starting the simulated Telegram network (demo users: @echo @tone @busy @private @noanswer)…",
                   flush=True)
             self.demo = DemoTelegram()
-            self.accounts.add("demo", await self.demo.start())
+            from app.telegram.sim.demo import DEMO_SETTINGS
+
+            self.accounts.add("demo", await self.demo.start(), **DEMO_SETTINGS)
+            self.bot_client = self.bot_client or self.demo.bot_client()
         else:
             log.warning("no Telegram account: calls are refused with 503 until `tgtrunk account login NAME` "
                         "(or start with --simulate-telegram)")
         self.stasis.attach_accounts()
+        self.chat_side = ChatSide(self.stasis, self.db, self.accounts, await self._start_bot())
+        self.chat_side.attach()
+
+    async def _start_bot(self) -> Any:
+        """The operator's bot (buttons under the gateway's messages), if one is configured; None otherwise."""
+        from app.telegram.bot import InlineBot
+
+        client = self.bot_client
+        if client is None:
+            token = self.settings.bot_token or _read_bot_token(self.settings)
+            if not token:
+                return None
+            client = _bot_client(token)
+            if client is None:
+                return None
+        try:
+            return await InlineBot(client, lambda user, query: None).start()
+        except Exception as exc:  # noqa: BLE001 - without the bot the text commands still work
+            log.error("the bot did not start (%s); the chat menus are sent as text commands", exc)
+            return None
 
     async def _connect_external_sim(self, address: str) -> None:
         """A simulated network in its own process (`python -m app.telegram.sim`), e.g. for the bench."""
@@ -191,6 +218,10 @@ class Gateway:
         await self.supervisor.stop()
         if self._web is not None:
             await self._web.cleanup()
+        if self.chat_side is not None:
+            await self.chat_side.stop()
+            if self.chat_side.bot is not None:
+                await self.chat_side.bot.stop()
         await self.accounts.stop()
         if self.demo is not None:
             await self.demo.stop()
@@ -210,6 +241,28 @@ async def serve(settings: Settings, simulate_telegram: bool = False) -> None:
     finally:
         await gateway.close()
         settings.pid_path.unlink(missing_ok=True)
+
+
+def _read_bot_token(settings: Settings) -> str | None:
+    from app.store.secretfile import tighten
+
+    path = settings.bot_token_path
+    if not path.exists():
+        return None
+    tighten(path, 0o600)
+    return path.read_text().strip() or None
+
+
+def _bot_client(token: str) -> Any:
+    api_id, api_hash = os.environ.get("TGTRUNK_API_ID"), os.environ.get("TGTRUNK_API_HASH")
+    if not api_id or not api_hash:
+        log.error("a bot token is set but TGTRUNK_API_ID/TGTRUNK_API_HASH are not: the bot cannot log in; "
+                  "the chat menus are sent as text commands")
+        return None
+    from pyrogram import Client
+
+    return Client("tgtrunk-bot", api_id=int(api_id), api_hash=api_hash, bot_token=token, in_memory=True,
+                  workers=2, no_updates=False)
 
 
 def _write_pid(path: Path) -> None:

@@ -83,7 +83,10 @@ class TelegramToSip(CallSession):
             code, reason = await self.ari_failed(exc)
         await self.close(code, reason)
 
-    async def _originate(self, call: PrivateCall, line: Line, key: str) -> None:
+    async def _originate(self, call: PrivateCall, line: Line, key: str, number: str | None = None) -> None:
+        """Ring the PBX: `number` (default the line's --pbx-number) as the request-URI user."""
+        number_on_pbx = line.pbx_number if number is None else number
+        self.pbx_party = number_on_pbx or ""
         peer = call.peer
         number, name = caller_id(line.callerid_templates, line.callername_template,
                                  caller_fields(peer.phone, peer.username, peer.id, peer.name))
@@ -95,14 +98,14 @@ class TelegramToSip(CallSession):
         channel = await self.ari.request("POST", "/channels", params={
             # With a number, the PBX gets it as the request-URI user (FreePBX routes on it); without one, the
             # device registered on the line rings as it registered (a softphone).
-            "endpoint": f"PJSIP/{line.pbx_number}@{endpoint_id(line)}" if line.pbx_number else f"PJSIP/{endpoint_id(line)}",
+            "endpoint": f"PJSIP/{number_on_pbx}@{endpoint_id(line)}" if number_on_pbx else f"PJSIP/{endpoint_id(line)}",
             "app": self.app, "appArgs": f"tg-in,{key}",
             "callerId": f'"{display}" <{number}>' if display else number,
             "timeout": ORIGINATE_TIMEOUT_S,
         }, json={"variables": variables} if variables else None)
         self.bind_channel(channel["id"])
         log.info("Telegram %s (%s) -> line %s, ringing %s as %r <%s>",
-                 peer.id, peer.username or peer.phone or "-", line.name, line.pbx_number, name, number)
+                 peer.id, peer.username or peer.phone or "-", line.name, number_on_pbx, name, number)
 
     async def _wait_answer(self, call: PrivateCall) -> None:
         answered = asyncio.ensure_future(self.sip_answered.wait())
@@ -129,5 +132,5 @@ class TelegramToSip(CallSession):
         if exc.code == 480:
             discard = DiscardReason.MISSED
         await call.hangup(discard)
-        if exc.code != 480:
+        if exc.code != 480 and self.handle and self.handle.chat_allowed():
             await self._chat(call.peer, f"{exc.code} {exc.reason}")

@@ -138,6 +138,8 @@ class LineRequest:
     priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
     max_calls: Annotated[int, Field(le=1_000_000)] | None = None
     account: str | None = None
+    callback_number: str | None = None
+    callback_take_number: bool = True
 
 
 _LINE_REQUEST = TypeAdapter(LineRequest)
@@ -191,6 +193,8 @@ def build_line(request: LineRequest) -> tuple[Line, str | None]:
         priority=request.priority,
         max_calls=request.max_calls,
         account=request.account,
+        callback_number=request.callback_number or None,
+        callback_take_number=request.callback_take_number,
     )
     generated = _apply_mode(line, request)
     return line, generated

@@ -1,5 +1,5 @@
 """A Telegram account the gateway uses: its encrypted session and its session settings (reference page,
-"SIP.TG Session Settings"). Only stored here; the behaviour behind the settings lives in later issues."""
+"SIP.TG Session Settings"). What they do in the chat is app/calls/chatside.py."""
 
 from __future__ import annotations
 
@@ -34,5 +34,8 @@ class TelegramAccountRow(SQLModel, table=True):
     lines: bool = True
     messages: bool = False  # "Messages processing": react to incoming chat messages
     callback: bool = False
-    autoreply: str | None = None
+    autoreply: str | None = None  # template: {text} {phone} {username} {userid} {name}
+    autoreply_interval_s: int = 600  # at most one autoreply per user in this many seconds
+    inline_bot: str | None = None  # an external inline bot's username: messages no line takes go to it
+    inline_query: str | None = None  # the query template for it (default "{text}")
     max_calls: int | None = None  # concurrent calls on this account, both directions; None: no limit

@@ -35,4 +35,5 @@ class CallRecord(SQLModel, table=True):
     delay_to_telegram_p99_us: float = 0.0
     delay_to_sip_p50_us: float = 0.0
     delay_to_sip_p99_us: float = 0.0
-    setup_ms: float | None = None  # sip-to-telegram: INVITE in Stasis -> RequestCall sent
+    setup_ms: float | None = None
+    trigger: str | None = None  # a call the chat started: "redial" | "lines" | "callback"  # sip-to-telegram: INVITE in Stasis -> RequestCall sent

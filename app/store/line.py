@@ -50,6 +50,9 @@ class Line(SQLModel, table=True):
     priority: int = 0
     max_calls: int | None = None
     account: str | None = None
+    # Callback (a chat message makes the gateway call the sender back, then this line's PBX):
+    callback_number: str | None = None  # the number rung when the message holds none (or numbers are ignored)
+    callback_take_number: bool = True  # a number in the message is dialled (after the rules)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

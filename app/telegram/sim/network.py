@@ -289,6 +289,7 @@ class SimNetwork(BotServer):
             phone=user.phone,
             premium=user.premium,
             bot=bool(user.bot_token),
+            bot_info_version=1 if user.bot_token else None,  # shares flag 14 with `bot`: both or neither
             bot_inline_placeholder="search" if user.bot_inline else None,
             status=raw.types.UserStatusOnline(expires=_now() + 300) if self.online(user.id)
             else raw.types.UserStatusRecently(),

@@ -1,0 +1,59 @@
+"""A call the chat started (Redial, Lines, Callback): the gateway calls the Telegram user back and, once they
+answer, rings the PBX number over a line; audio is bridged as in any call."""
+
+from __future__ import annotations
+
+import logging
+
+from app.ari.client import ARI_FAILURES
+from app.calls.callsession import AsteriskLost, Reject
+from app.calls.telegramtosip import TelegramToSip
+from app.store.line import Line, LineMode, utcnow
+from app.telegram.errors import TelegramError
+from app.telegram.peer import Peer
+from app.telegram.privatecall import CallEnded, DiscardReason
+
+log = logging.getLogger(__name__)
+
+ANSWER_GUARD_S = 5.0  # beyond the account's ring timeout
+
+
+class CallbackToSip(TelegramToSip):
+    direction = "telegram-to-sip"
+
+    async def call_back(self, peer: Peer, line: Line, number: str, key: str, registered: bool, trigger: str) -> None:
+        assert self.handle
+        self.record.dialled = number
+        self.record.trigger = trigger
+        code, reason = 200, "normal clearing"
+        try:
+            if line.mode is LineMode.REGISTER and not registered:
+                raise Reject(503, "SIP account is unavailable")
+            if not number and line.mode is not LineMode.REGISTER:
+                raise Reject(404, f"no number to ring on line {line.name}")
+            log.info("%s: calling Telegram %s back, then %r on line %s", trigger, peer.id, number, line.name)
+            call = await self.handle.account.call(peer)
+            self.tg_call = call
+            await call.wait_accepted(self.handle.account.ring_timeout + ANSWER_GUARD_S)
+            await self._originate(call, line, key, number)
+            await self._wait_answer(call)
+            self.answered = True
+            self.record.answered_at = utcnow()
+            await self.connect_media()
+            reason = await self.talk()
+        except Reject as exc:
+            code, reason = exc.code, exc.reason
+            await self.hang_up_sip()
+            await self._refuse_telegram(exc)
+        except CallEnded as exc:
+            code, reason = (487, "Telegram user hung up") if exc.end.answered else (exc.end.sip_code, "Telegram user did not answer")
+            await self.hang_up_sip()
+        except TimeoutError:
+            code, reason = 480, "Telegram user did not answer"
+            await self.hang_up_telegram(DiscardReason.MISSED)
+        except TelegramError as exc:
+            code, reason = exc.sip_code, exc.reason
+            await self.hang_up_sip()
+        except (AsteriskLost, *ARI_FAILURES) as exc:
+            code, reason = await self.ari_failed(exc)
+        await self.close(code, reason)
