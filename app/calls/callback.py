@@ -35,7 +35,9 @@ class CallbackToSip(TelegramToSip):
             call = await self.handle.account.call(peer)
             self.tg_call = call
             await call.wait_accepted(self.handle.account.ring_timeout + ANSWER_GUARD_S)
-            await self._originate(call, line, key, number)
+            # A register line without --pbx-number is a device (a softphone), not a PBX: it rings as it registered.
+            device = line.mode is LineMode.REGISTER and not line.pbx_number
+            await self._originate(call, line, key, "" if device else number)
             await self._wait_answer(call)
             self.answered = True
             self.record.answered_at = utcnow()

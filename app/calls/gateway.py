@@ -25,6 +25,7 @@ from app.store.db import Database
 from app.store.secretfile import private_dir, secret_token
 from app.supervise import TaskSupervisor
 from app.web.admin import build_app
+from app.web.chat_api import add_chat_routes
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,9 @@ class Gateway:
 
     async def start_web(self) -> None:
         token = secret_token(self.settings.admin_token_path, "the admin token")
-        self._web = web.AppRunner(build_app(self.db, token, self.status, self._sim_call, self.health), access_log=None)
+        app = build_app(self.db, token, self.status, self._sim_call, self.health)
+        add_chat_routes(app, self.db, lambda: self.demo)
+        self._web = web.AppRunner(app, access_log=None)
         await self._web.setup()
         bind = self.settings.http_bind
         await web.TCPSite(self._web, bind.host, bind.port).start()

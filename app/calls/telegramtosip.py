@@ -105,7 +105,7 @@ class TelegramToSip(CallSession):
         }, json={"variables": variables} if variables else None)
         self.bind_channel(channel["id"])
         log.info("Telegram %s (%s) -> line %s, ringing %s as %r <%s>",
-                 peer.id, peer.username or peer.phone or "-", line.name, number_on_pbx, name, number)
+                 peer.id, peer.username or peer.phone or "-", line.name, number_on_pbx or "the registered device", name, number)
 
     async def _wait_answer(self, call: PrivateCall) -> None:
         answered = asyncio.ensure_future(self.sip_answered.wait())

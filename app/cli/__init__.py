@@ -13,7 +13,7 @@ from app.store.secretfile import SecretFileError
 
 # Modules under app.cli that define `register(subparsers)`; missing ones are skipped so a
 # command group can land on its own.
-COMMAND_MODULES = ("serve", "asterisk", "status", "line", "account", "sim", "calls")
+COMMAND_MODULES = ("serve", "asterisk", "status", "line", "account", "sim", "calls", "bot")
 
 
 class CliError(Exception):

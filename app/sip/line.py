@@ -158,7 +158,7 @@ def validation_message(error: ValidationError) -> str:
     problems = []
     for item in error.errors(include_url=False):
         where = ".".join(str(part) for part in item["loc"])
-        message = "unknown field" if item["type"] == "unexpected_keyword_argument" else item["msg"]
+        message = "unknown field" if item["type"] in ("unexpected_keyword_argument", "extra_forbidden") else item["msg"]
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 

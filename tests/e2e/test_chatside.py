@@ -201,7 +201,7 @@ async def test_no_line_fits_so_the_inline_bot_answers_and_a_silent_bot_gives_the
         await sim_gateway.add_line("office", username="pbx1", password="pw")  # no number for a callback
         h = handle(sim_gateway)
         h.messages, h.callback, h.inline_bot = True, True, "@helpdesk_bot"
-        h.inline_query, h.autoreply = "{text} | {username} {phone}", "Hi {name}, calls only"
+        h.inline_query, h.autoreply = "{text} | {username} +{phone}", "Hi {name}, calls only"
         bob = await sim_phone("bob", Behaviour(record=False))
         await bob.say(GATEWAY_PHONE, "printer broken")
         ticket = await bob.wait_message()

@@ -33,7 +33,7 @@ DEMO_BOT = ("tgtrunk_demo_bot", "1000001:demo-bot-token")
 HELPDESK_BOT = ("helpdesk_demo_bot", "1000002:helpdesk-bot-token")
 # The demo account's session settings: every chat feature on, so each can be tried from a softphone.
 DEMO_SETTINGS = {"messages": True, "callback": True, "inline_bot": HELPDESK_BOT[0],
-                 "inline_query": "{text} (from {name}, {phone})",
+                 "inline_query": "{text} (from {name}, +{phone})",
                  "autoreply": "This account is for calls only; write a number to be called back."}
 PEOPLE = (
     ("+15550100001", "Echo", "Test", "echo", Behaviour(echo=True, record=False), Privacy()),
