@@ -39,7 +39,8 @@ class TelegramAccountRow(SQLModel, table=True):
     messages: bool = False  # "Messages processing": react to incoming chat messages
     callback: bool = False
     autoreply: str | None = None  # template: {text} {phone} {username} {userid} {name}
-    autoreply_interval_s: int = 600  # at most one autoreply per user in this many seconds
+    # at most one autoreply per user in this many seconds (a server default too: rows written by older code)
+    autoreply_interval_s: int = Field(default=600, sa_column_kwargs={"server_default": "600"})
     inline_bot: str | None = None  # an external inline bot's username: messages no line takes go to it
     inline_query: str | None = None  # the query template for it (default "{text}")
     max_calls: int | None = None  # concurrent calls on this account, both directions; None: no limit
