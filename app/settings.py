@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +72,8 @@ class Settings:
     telegram_sim: str | None = None  # HOST:PORT of a simulated network in its own process
     max_calls: int | None = None  # concurrent calls the whole gateway takes (None: no limit); see bench/
     bot_token: str | None = None  # TGTRUNK_BOT_TOKEN; else the file `tgtrunk bot set` writes
+    external_address: HostPort | None = None  # behind NAT: the public address put in SDP and Contact
+    local_nets: tuple[str, ...] = ()  # networks reached without NAT (they get the private address)
 
     @property
     def secret_key_path(self) -> Path:
@@ -102,14 +106,40 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
 
 
+_HOST = re.compile(r"^[A-Za-z0-9.-]+$")
+
+
+def _external_address(raw: str | None, sip_port: int) -> HostPort | None:
+    if not raw:
+        return None
+    address = HostPort.parse(raw, sip_port, "TGTRUNK_EXTERNAL_ADDRESS")
+    if not _HOST.match(address.host) or address.host == "0.0.0.0":
+        raise SettingsError(f"TGTRUNK_EXTERNAL_ADDRESS {raw!r} must be the public IP address or host name "
+                            "(optionally :PORT when the router forwards another SIP port)")
+    return address
+
+
+def _local_nets(raw: str | None) -> tuple[str, ...]:
+    nets = []
+    for part in (raw or "").replace(" ", ",").split(","):
+        if not part:
+            continue
+        try:
+            nets.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(f"TGTRUNK_LOCAL_NETS: {part!r} is not a network (e.g. 192.168.0.0/16)") from None
+    return tuple(nets)
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     data_dir = Path(env.get("TGTRUNK_DATA_DIR") or "/var/lib/tgtrunk").absolute()
     database_url = env.get("TGTRUNK_DATABASE_URL") or f"sqlite:///{data_dir / 'tgtrunk.db'}"
+    sip_bind = HostPort.parse(env.get("TGTRUNK_SIP_BIND") or "0.0.0.0:5060", 5060, "TGTRUNK_SIP_BIND")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
-        sip_bind=HostPort.parse(env.get("TGTRUNK_SIP_BIND") or "0.0.0.0:5060", 5060, "TGTRUNK_SIP_BIND"),
+        sip_bind=sip_bind,
         rtp_ports=PortRange.parse(env.get("TGTRUNK_RTP_PORTS") or "10000-20000"),
         http_bind=HostPort.parse(env.get("TGTRUNK_HTTP_BIND") or "127.0.0.1:8080", 8080, "TGTRUNK_HTTP_BIND"),
         ari_port=_int(env, "TGTRUNK_ARI_PORT", 8088),
@@ -120,4 +150,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         telegram_sim=env.get("TGTRUNK_TELEGRAM_SIM") or None,
         max_calls=_int(env, "TGTRUNK_MAX_CALLS", 0) or None,
         bot_token=env.get("TGTRUNK_BOT_TOKEN") or None,
+        external_address=_external_address(env.get("TGTRUNK_EXTERNAL_ADDRESS"), sip_bind.port),
+        local_nets=_local_nets(env.get("TGTRUNK_LOCAL_NETS")),
     )

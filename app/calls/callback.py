@@ -37,19 +37,25 @@ class CallbackToSip(TelegramToSip):
             await call.wait_accepted(self.handle.account.ring_timeout + ANSWER_GUARD_S)
             # A register line without --pbx-number is a device (a softphone), not a PBX: it rings as it registered.
             device = line.mode is LineMode.REGISTER and not line.pbx_number
-            await self._originate(call, line, key, "" if device else number)
-            await self._wait_answer(call)
+            attempt = await self._originate(call, line, key, "" if device else number)
+            winner = await self._first_answer(call, [attempt])
+            if winner is None:
+                raise attempt.failure()
+            self.pbx_party = winner.number
+            self.bind_channel(winner.channel_id)
+            if winner.gone.is_set():
+                self.sip_gone.set()
             self.answered = True
             self.record.answered_at = utcnow()
             await self.connect_media()
             reason = await self.talk()
         except Reject as exc:
             code, reason = exc.code, exc.reason
-            await self.hang_up_sip()
+            await self._hang_up_attempts()
             await self._refuse_telegram(exc)
         except CallEnded as exc:
             code, reason = (487, "Telegram user hung up") if exc.end.answered else (exc.end.sip_code, "Telegram user did not answer")
-            await self.hang_up_sip()
+            await self._hang_up_attempts()
         except TimeoutError:
             code, reason = 480, "Telegram user did not answer"
             await self.hang_up_telegram(DiscardReason.MISSED)
@@ -57,5 +63,6 @@ class CallbackToSip(TelegramToSip):
             code, reason = exc.sip_code, exc.reason
             await self.hang_up_sip()
         except (AsteriskLost, *ARI_FAILURES) as exc:
+            await self._hang_up_attempts()
             code, reason = await self.ari_failed(exc)
         await self.close(code, reason)

@@ -65,6 +65,9 @@ class Gateway:
                 ari_password=password,
                 rtp_start=settings.rtp_ports.start,
                 rtp_end=settings.rtp_ports.end,
+                external_address=settings.external_address.host if settings.external_address else None,
+                external_port=settings.external_address.port if settings.external_address else None,
+                local_nets=settings.local_nets,
             ),
         )
         self.ari = AriClient("127.0.0.1", settings.ari_port, APP_NAME, password, APP_NAME)

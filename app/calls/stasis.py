@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from app.ari.client import AriClient, AriError, AriEvent
 from app.calls.accounts import Accounts
 from app.calls.callback import CallbackToSip
-from app.calls.callsession import AccountHandle, CallSession, reject_channel
+from app.calls.callsession import AccountHandle, CallSession, Reject, reject_channel
 from app.calls.siptotelegram import SipToTelegram
 from app.calls.telegramtosip import TelegramToSip
 from app.sip.line import endpoint_id
 from app.sip.linesync import LineSync
 from app.store.db import Database
-from app.store.line import Line
+from app.store.line import Line, LineMode
 from app.telegram.peer import Peer
 from app.telegram.privatecall import PrivateCall
 
@@ -88,7 +88,7 @@ class StasisApp:
         if len(args) == 2 and args[0] == FROM_TELEGRAM:
             session = self.originating.get(args[1])
             if session:
-                session.on_sip_answered()
+                session.on_sip_answered(event["channel"]["id"])
             return
         call = InboundCall.from_event(event)
         if call is None:
@@ -161,15 +161,34 @@ class StasisApp:
         key = str(next(self._keys))
         session = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name)
         self.originating[key] = session
-        self._track(session, line)  # its channel is bound when the originate returns
+        self._track(session, line)  # held on the first line that has room; moved to the line that answers
         try:
-            await self._run(session, self._telegram_to_sip(session, call, line, key), line)
+            await self._run(session, self._telegram_to_sip(session, call, candidates, key), line)
         finally:
             self.originating.pop(key, None)
 
-    async def _telegram_to_sip(self, session: TelegramToSip, call: PrivateCall, line: Line, key: str) -> None:
+    async def _telegram_to_sip(self, session: TelegramToSip, call: PrivateCall, candidates: list[Line],
+                               key: str) -> None:
         # Inside `_run`, so the place `_track` took is given back whatever this await raises.
-        await session.run(call, line, key, await self._registered(line))
+        groups = [list(group) for _, group in itertools.groupby(candidates, key=lambda line: line.priority)]
+
+        async def check(line: Line) -> Reject | None:
+            # The call already holds a place on the account and the gateway: only another line's own limit counts.
+            if line.name != session.line and line.max_calls is not None \
+                    and self.active_per_line[line.name] >= line.max_calls:
+                return Reject(503, f"no free lines: {line.name} allows {line.max_calls} calls")
+            if not line.pbx_number and line.mode is not LineMode.REGISTER:
+                return Reject(503, f"line {line.name} has no number on PBX (--pbx-number)")
+            if not await self._registered(line):
+                return Reject(503, "SIP account is unavailable")
+            return None
+
+        def move(line: Line) -> None:
+            if session.line != line.name:
+                self.active_per_line[session.line or ""] -= 1
+                self.active_per_line[line.name] += 1
+                session.line = session.record.line = line.name
+        await session.run(call, groups, key, check, move)
 
     async def on_telegram_message(self, handle: AccountHandle, peer: Peer, text: str) -> None:
         for session in list(handle.sessions):
@@ -214,8 +233,9 @@ class StasisApp:
         session = self.by_channel.get(event["channel"]["id"])
         if session is None:
             return
-        if isinstance(session, TelegramToSip) and event["type"] == "ChannelDestroyed":
-            session.on_sip_destroyed(int(event.get("cause", 0)))
+        if isinstance(session, TelegramToSip):
+            cause = int(event.get("cause", 0)) if event["type"] == "ChannelDestroyed" else None
+            session.on_sip_gone(event["channel"]["id"], cause)
         else:
             session.on_sip_hangup()
 
@@ -255,7 +275,7 @@ class StasisApp:
             log.exception("call on line %s failed", line.name)
         finally:
             self.live.discard(session)
-            self.active_per_line[line.name] -= 1
+            self.active_per_line[session.line or line.name] -= 1
             self.active -= 1
             if session.handle:
                 session.handle.active -= 1

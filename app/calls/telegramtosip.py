@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
-from app.ari.client import ARI_FAILURES
+from app.ari.client import ARI_FAILURES, AriError
 from app.calls.callsession import AsteriskLost, CallSession, Reject
 from app.sip.callerid import caller_fields, caller_id
 from app.sip.line import endpoint_id
@@ -31,20 +34,60 @@ CAUSES: dict[int, tuple[int, str, DiscardReason]] = {
 }
 
 
+@dataclass
+class Attempt:
+    """One line rung for a Telegram call: its SIP channel and how it ended, if it did."""
+
+    line: Line
+    channel_id: str
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+    cause: int | None = None
+    number: str = ""  # the request-URI user rung ("" : the registered device)
+
+    def failure(self) -> Reject:
+        code, reason, _ = CAUSES.get(self.cause or 0, (480, "No answer", DiscardReason.MISSED))
+        return Reject(code, reason)
+
+
+# Checks a line before it rings: the refusal that makes the call pass to the next line, or None.
+LineCheck = Callable[[Line], Awaitable[Reject | None]]
+# Moves the call's place (per-line count, record) to the line that answered.
+LineMove = Callable[[Line], None]
+
+
 class TelegramToSip(CallSession):
+    """Rings the lines by priority: the highest priority whose lines can take the call first; lines of equal
+    priority ring at once and the first to answer wins (the others are CANCELed); a priority whose lines all
+    fail (refused by the check, 4xx/5xx, no answer) passes the call to the next. A 6xx ends the search."""
+
     direction = "telegram-to-sip"
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self.sip_answered = asyncio.Event()
-        self.sip_cause: int | None = None
+        self.attempts: dict[str, Attempt] = {}
+        self.any_event = asyncio.Event()
 
-    def on_sip_answered(self) -> None:
-        self.sip_answered.set()
+    def on_sip_answered(self, channel_id: str) -> None:
+        if attempt := self.attempts.get(channel_id):
+            attempt.answered.set()
+            self.any_event.set()
 
-    def on_sip_destroyed(self, cause: int) -> None:
-        self.sip_cause = cause
-        self.sip_gone.set()
+    def on_sip_gone(self, channel_id: str, cause: int | None) -> None:
+        """A rung channel left (StasisEnd, once answered) or was destroyed (with the hang-up cause)."""
+        if attempt := self.attempts.get(channel_id):
+            if cause is not None and attempt.cause is None:
+                attempt.cause = cause
+            attempt.gone.set()
+            self.any_event.set()
+        if channel_id == self.sip_channel_id:
+            self.sip_gone.set()
+
+    def on_asterisk_lost(self) -> None:
+        super().on_asterisk_lost()
+        for attempt in self.attempts.values():
+            attempt.gone.set()
+        self.any_event.set()
 
     async def refuse(self, call: PrivateCall, code: int, reason: str) -> None:
         """Refused before any line is tried: discard, tell the caller in the chat, record it."""
@@ -53,17 +96,19 @@ class TelegramToSip(CallSession):
         await self._refuse_telegram(Reject(code, reason))
         await self.close(code, reason)
 
-    async def run(self, call: PrivateCall, line: Line, key: str, registered: bool) -> None:
+    async def run(self, call: PrivateCall, groups: list[list[Line]], key: str, check: LineCheck,
+                  move: LineMove) -> None:
         self.tg_call = call
-        self.record.dialled = line.pbx_number
+        self.record.dialled = groups[0][0].pbx_number if groups else None
         code, reason = 200, "normal clearing"
         try:
-            if not line.pbx_number and line.mode is not LineMode.REGISTER:
-                raise Reject(503, f"line {line.name} has no number on PBX (--pbx-number)")
-            if line.mode is LineMode.REGISTER and not registered:
-                raise Reject(503, "SIP account is unavailable")
-            await self._originate(call, line, key)
-            await self._wait_answer(call)
+            winner = await self._ring_by_priority(call, groups, key, check)
+            move(winner.line)
+            self.record.dialled = winner.line.pbx_number
+            self.pbx_party = winner.number
+            self.bind_channel(winner.channel_id)
+            if winner.gone.is_set():
+                self.sip_gone.set()
             await call.accept()
             self.answered = True
             self.record.answered_at = utcnow()
@@ -71,57 +116,119 @@ class TelegramToSip(CallSession):
             reason = await self.talk()
         except Reject as exc:
             code, reason = exc.code, exc.reason
-            await self.hang_up_sip()
             await self._refuse_telegram(exc)
         except CallEnded:
             code, reason = 487, "Telegram caller hung up"
-            await self.hang_up_sip()
+            await self._hang_up_attempts()
         except TelegramError as exc:
             code, reason = exc.sip_code, exc.reason
             await self.hang_up_sip()
         except (AsteriskLost, *ARI_FAILURES) as exc:
+            await self._hang_up_attempts()
             code, reason = await self.ari_failed(exc)
         await self.close(code, reason)
 
-    async def _originate(self, call: PrivateCall, line: Line, key: str, number: str | None = None) -> None:
+    async def _ring_by_priority(self, call: PrivateCall, groups: list[list[Line]], key: str,
+                                check: LineCheck) -> Attempt:
+        failure = Reject(503, "SIP account is unavailable")
+        for group in groups:
+            ringing: list[Attempt] = []
+            for line in group:
+                refusal = await check(line)
+                if refusal is None:
+                    try:
+                        ringing.append(await self._originate(call, line, key))
+                        continue
+                    except AriError as exc:
+                        refusal = Reject(503, f"SIP account is unavailable ({exc.message})")
+                log.info("line %s cannot take the call: %d %s", line.name, refusal.code, refusal.reason)
+                failure = refusal
+            if not ringing:
+                continue
+            winner = await self._first_answer(call, ringing)
+            if winner is not None:
+                return winner
+            failure = max((a.failure() for a in ringing), key=lambda r: r.code >= 600)
+            if failure.code >= 600:
+                break
+            log.info("no line of priority %d answered (%d %s); trying the next", group[0].priority,
+                     failure.code, failure.reason)
+        raise failure
+
+    async def _originate(self, call: PrivateCall, line: Line, key: str, number: str | None = None) -> Attempt:
         """Ring the PBX: `number` (default the line's --pbx-number) as the request-URI user."""
         number_on_pbx = line.pbx_number if number is None else number
-        self.pbx_party = number_on_pbx or ""
         peer = call.peer
         number, name = caller_id(line.callerid_templates, line.callername_template,
                                  caller_fields(peer.phone, peer.username, peer.id, peer.name))
         variables = {}
         for header in line.headers:
-            field, _, value = header.partition(":")
-            variables[f"PJSIP_HEADER(add,{field.strip()})"] = value.strip()
+            field_name, _, value = header.partition(":")
+            variables[f"PJSIP_HEADER(add,{field_name.strip()})"] = value.strip()
         display = name.replace('"', "'")
-        channel = await self.ari.request("POST", "/channels", params={
-            # With a number, the PBX gets it as the request-URI user (FreePBX routes on it); without one, the
-            # device registered on the line rings as it registered (a softphone).
-            "endpoint": f"PJSIP/{number_on_pbx}@{endpoint_id(line)}" if number_on_pbx else f"PJSIP/{endpoint_id(line)}",
-            "app": self.app, "appArgs": f"tg-in,{key}",
-            "callerId": f'"{display}" <{number}>' if display else number,
-            "timeout": ORIGINATE_TIMEOUT_S,
-        }, json={"variables": variables} if variables else None)
-        self.bind_channel(channel["id"])
+        attempt = Attempt(line, f"tg-{key}-{uuid.uuid4().hex[:12]}")
+        self.attempts[attempt.channel_id] = attempt
+        if self.channels is not None:
+            self.channels[attempt.channel_id] = self  # its events come here from the first one on
+        try:
+            await self.ari.request("POST", "/channels", params={
+                # With a number, the PBX gets it as the request-URI user (FreePBX routes on it); without one,
+                # the device registered on the line rings as it registered (a softphone).
+                "endpoint": f"PJSIP/{number_on_pbx}@{endpoint_id(line)}" if number_on_pbx
+                else f"PJSIP/{endpoint_id(line)}",
+                "app": self.app, "appArgs": f"tg-in,{key}", "channelId": attempt.channel_id,
+                "callerId": f'"{display}" <{number}>' if display else number,
+                "timeout": ORIGINATE_TIMEOUT_S,
+            }, json={"variables": variables} if variables else None)
+        except AriError:
+            self._forget(attempt)
+            raise
         log.info("Telegram %s (%s) -> line %s, ringing %s as %r <%s>",
-                 peer.id, peer.username or peer.phone or "-", line.name, number_on_pbx or "the registered device", name, number)
+                 peer.id, peer.username or peer.phone or "-", line.name, number_on_pbx or "the registered device",
+                 name, number)
+        attempt.number = number_on_pbx or ""
+        return attempt
 
-    async def _wait_answer(self, call: PrivateCall) -> None:
-        answered = asyncio.ensure_future(self.sip_answered.wait())
-        gone = asyncio.ensure_future(self.sip_gone.wait())
-        caller_left = asyncio.ensure_future(asyncio.shield(call.ended))
-        done, pending = await asyncio.wait({answered, gone, caller_left}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        if answered in done:
-            return
-        if caller_left in done:
-            raise CallEnded(call.ended.result())
-        if self.asterisk_lost:
-            raise AsteriskLost
-        code, reason, _ = CAUSES.get(self.sip_cause or 0, (480, "No answer", DiscardReason.MISSED))
-        raise Reject(code, reason)
+    async def _first_answer(self, call: PrivateCall, ringing: list[Attempt]) -> Attempt | None:
+        """The first attempt to answer (the others are hung up), or None when all failed."""
+        while True:
+            if call.ended.done():
+                raise CallEnded(call.ended.result())
+            answered = [a for a in ringing if a.answered.is_set() and not a.gone.is_set()]
+            if answered:
+                winner = answered[0]
+                await self._hang_up_attempts(keep=winner)
+                return winner
+            if self.asterisk_lost:
+                raise AsteriskLost
+            if all(a.gone.is_set() for a in ringing):
+                return None
+            self.any_event.clear()
+            event = asyncio.ensure_future(self.any_event.wait())
+            caller_left = asyncio.ensure_future(asyncio.shield(call.ended))
+            _, pending = await asyncio.wait({event, caller_left}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+
+    async def _hang_up_attempts(self, keep: Attempt | None = None) -> None:
+        """Unanswered channels hung up are CANCELed; answered ones get a BYE."""
+        for attempt in list(self.attempts.values()):
+            if attempt is not keep and not attempt.gone.is_set():
+                try:
+                    await self.ari.request("DELETE", f"/channels/{attempt.channel_id}", params={"reason": "normal"})
+                except ARI_FAILURES:
+                    pass
+
+    def _forget(self, attempt: Attempt) -> None:
+        self.attempts.pop(attempt.channel_id, None)
+        if self.channels is not None:
+            self.channels.pop(attempt.channel_id, None)
+
+    async def close(self, code: int, reason: str) -> None:
+        for attempt in list(self.attempts.values()):
+            if attempt.channel_id != self.sip_channel_id:
+                self._forget(attempt)
+        await super().close(code, reason)
 
     async def _refuse_telegram(self, exc: Reject) -> None:
         """Discard the Telegram call with the matching reason and tell the caller why in the chat."""

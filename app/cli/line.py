@@ -70,6 +70,11 @@ def _line_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--callerid", action="append", dest="callerid_templates", metavar="TEMPLATE",
                    help="Caller ID template, e.g. '+{phone}' or '{userid}' (repeatable; first fully known wins)")
     p.add_argument("--callername", dest="callername_template", metavar="TEMPLATE", help="Caller Name template, e.g. '{name}'")
+    p.add_argument("--identity-header", choices=("pai", "rpid", "both", "none"),
+                   help="Caller ID also in P-Asserted-Identity (pai, default), Remote-Party-ID (rpid), both or none")
+    p.add_argument("--callerid-in-from", action=argparse.BooleanOptionalAction, default=None,
+                   help="outbound: From carries the Caller ID instead of the login (PBX knows the gateway by IP "
+                        "or auth username)")
     p.add_argument("--priority", type=int, help="higher rings first for incoming Telegram calls (default 0)")
     p.add_argument("--max-calls", type=int, help="concurrent calls allowed on the line")
     p.add_argument("--account", help="the Telegram account this line serves")
@@ -129,15 +134,18 @@ def set_line(args: argparse.Namespace) -> int:
             server=line.server, domain=line.domain, proxy=line.proxy, host=line.host, headers=tuple(line.headers),
             pbx_number=line.pbx_number, codecs=line.codecs, dtmf=line.dtmf.value, rules=tuple(line.rules),
             callerid_templates=tuple(line.callerid_templates), callername_template=line.callername_template,
-            priority=line.priority, max_calls=line.max_calls, account=line.account,
+            identity_header=line.identity_header, callerid_in_from=line.callerid_in_from, priority=line.priority, max_calls=line.max_calls, account=line.account,
             callback_number=line.callback_number, callback_take_number=line.callback_take_number,
         )
         request = _request_from_args(args, base)
-        keep_digest = not args.password and request.username == line.username and request.mode == line.mode.value
+        # The stored digest is md5(username:realm:password): it stays valid only while all three stay.
+        keep_digest = (not args.password and request.username == line.username and request.mode == line.mode.value
+                       and (request.realm or None) == line.realm)
         if keep_digest and line.mode is not LineMode.IP:
             request.password = "unchanged"  # replaced by the stored digest below
         elif request.mode != "ip" and not args.password and request.mode == "outbound":
-            raise CliError("changing the mode or login of an outbound line needs --password")
+            raise CliError("changing the mode, username or realm of an outbound line needs --password: only a "
+                           "digest of the old one is stored, and it cannot be made again for the new values")
         try:
             updated, generated = build_line(request)
         except LineError as exc:

@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"asterisk: {install.version + (' in ' + str(install.root) if install.root else ' (system)') if install else 'not installed (run `tgtrunk asterisk install`)'}")
     pid = _serve_pid(settings.pid_path)
     print(f"gateway:  {'running (pid %d), SIP on %s' % (pid, settings.sip_bind) if pid else 'not running (start it with `tgtrunk serve`)'}")
+    print(f"ports:    SIP {settings.sip_bind} (UDP and TCP), RTP {settings.rtp_ports.start}-{settings.rtp_ports.end} "
+          f"(UDP), ARI 127.0.0.1:{settings.ari_port}, admin API {settings.http_bind}")
+    if settings.external_address:
+        local = ", ".join(settings.local_nets) or "none"
+        print(f"nat:      public address {settings.external_address} in SDP and Contact; local networks: {local}")
     if pid:
         _print_health(settings.http_bind.host, settings.http_bind.port)
     db = Database(settings.database_url)

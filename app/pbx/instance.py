@@ -30,6 +30,10 @@ class InstanceConfig:
     ari_password: str
     rtp_start: int
     rtp_end: int
+    # Behind NAT: the public address for SDP and Contact, and the networks that get the private one.
+    external_address: str | None = None
+    external_port: int | None = None
+    local_nets: tuple[str, ...] = ()
     # Files written after the bundled ones (a test PBX brings its own pjsip.conf, say).
     overrides: Mapping[str, str] = field(default_factory=dict)
 
@@ -79,6 +83,7 @@ class AsteriskInstance:
             "SIP_BIND": self.config.sip_bind,
             "RTP_START": str(self.config.rtp_start),
             "RTP_END": str(self.config.rtp_end),
+            "TRANSPORT_NAT": self._transport_nat(),
         }
         etc = self.host_dir / "etc"
         for source in CONFIG_SOURCES:
@@ -86,6 +91,16 @@ class AsteriskInstance:
                 _write_private(etc / template.name, _fill(template.read_text(), values))
         for name, text in self.config.overrides.items():
             _write_private(etc / name, _fill(text, values))
+
+    def _transport_nat(self) -> str:
+        lines = []
+        if self.config.external_address:
+            lines += [f"external_media_address = {self.config.external_address}",
+                      f"external_signaling_address = {self.config.external_address}"]
+            if self.config.external_port:
+                lines.append(f"external_signaling_port = {self.config.external_port}")
+        lines += [f"local_net = {net}" for net in self.config.local_nets]
+        return "\n".join(lines)
 
     async def start(self) -> None:
         self.render()

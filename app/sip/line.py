@@ -19,6 +19,7 @@ GATEWAY_REALM = "tgtrunk"
 DEFAULT_PBX_REALM = "asterisk"
 CODECS = ("alaw", "ulaw", "g722")
 TEMPLATE_FIELDS = ("phone", "username", "userid", "name", "name_ascii")
+IDENTITY_HEADERS = ("pai", "rpid", "both", "none")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
@@ -135,6 +136,8 @@ class LineRequest:
     rules: tuple[str, ...] = ()
     callerid_templates: tuple[str, ...] = ()
     callername_template: str | None = None
+    identity_header: str = "pai"
+    callerid_in_from: bool = False
     priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
     max_calls: Annotated[int, Field(le=1_000_000)] | None = None
     account: str | None = None
@@ -177,6 +180,10 @@ def build_line(request: LineRequest) -> tuple[Line, str | None]:
         dtmf = DtmfMethod(request.dtmf)
     except ValueError:
         raise LineError(f"unknown DTMF method {request.dtmf!r}: use rfc4733, info, inband or auto") from None
+    if request.identity_header not in IDENTITY_HEADERS:
+        raise LineError(f"identity header {request.identity_header!r}: use {', '.join(IDENTITY_HEADERS)}")
+    if request.callerid_in_from and mode is not LineMode.OUTBOUND:
+        raise LineError("--callerid-in-from is for outbound lines; the other modes always send the Caller ID in From")
     if request.max_calls is not None and request.max_calls < 1:
         raise LineError("--max-calls must be at least 1")
     line = Line(
@@ -190,6 +197,8 @@ def build_line(request: LineRequest) -> tuple[Line, str | None]:
         rules=[check_rule(r) for r in request.rules],
         callerid_templates=[check_template(t) for t in request.callerid_templates],
         callername_template=check_template(request.callername_template) if request.callername_template else None,
+        identity_header=request.identity_header,
+        callerid_in_from=request.callerid_in_from,
         priority=request.priority,
         max_calls=request.max_calls,
         account=request.account,
@@ -207,6 +216,8 @@ def _apply_mode(line: Line, request: LineRequest) -> str | None:
         password = request.password
         if not password:
             password = generated = generate_password()
+        if request.realm and request.realm != GATEWAY_REALM:
+            raise LineError(f"a register line's realm is always {GATEWAY_REALM!r} (the gateway challenges with it)")
         line.realm = GATEWAY_REALM
         line.password_digest = password_digest(line.username, line.realm, password)
         _refuse(request, "server", "domain", "proxy", "host")

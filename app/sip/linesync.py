@@ -73,6 +73,11 @@ class LineSync:
             for obj in objects_for_line(line):
                 desired[obj.key] = obj
         stale = [obj for key, obj in self.pushed.items() if desired.get(key) != obj]
+        # A registration stopped by a refusal only starts again when it is pushed anew: a changed auth
+        # (password, realm) re-pushes the registration that uses it.
+        changed_auths = {obj.id for obj in stale if obj.kind == "auth"}
+        stale += [obj for key, obj in self.pushed.items()
+                  if obj.kind == "registration" and obj.id in changed_auths and obj not in stale]
         for obj in sorted(stale, key=lambda o: -PUSH_ORDER.index(o.kind)):
             await self.ari.delete_config(CONFIG_CLASS, obj.kind, obj.id)
             del self.pushed[obj.key]

@@ -38,6 +38,11 @@ def objects_for_line(line: Line) -> list[PjsipObject]:
         "force_rport": "yes",
         "rewrite_contact": "yes",
         "trust_id_inbound": "no",
+        # The Caller ID also travels in P-Asserted-Identity / Remote-Party-ID: a PBX that trusts them shows it
+        # even when From has to carry the login (outbound lines).
+        "send_pai": "yes" if line.identity_header in ("pai", "both") else "no",
+        "send_rpid": "yes" if line.identity_header in ("rpid", "both") else "no",
+        "trust_id_outbound": "yes",
         "set_var": f"TGTRUNK_LINE={line.name}",
     }
     objects: list[PjsipObject] = []
@@ -53,19 +58,25 @@ def objects_for_line(line: Line) -> list[PjsipObject]:
         assert line.server and line.username
         objects.append(_auth(eid, line))
         objects.append(_obj("aor", eid, contact=f"sip:{line.server}"))
-        # Only the PBX's address identifies these lines: a From user naming the line must not.
-        endpoint.update(outbound_auth=eid, from_user=line.username, from_domain=line.domain or "", identify_by="ip")
+        # The PBX's calls come to the registered contact and carry its `line` parameter, which identifies them
+        # (pjsip.conf's endpoint_identifier_order). No identify by address: it would also take the unchallenged
+        # INVITEs of a trunk the same PBX registers to a register line (see docs/decisions.md).
+        endpoint.update(outbound_auth=eid, from_domain=line.domain or "", identify_by="ip")
+        if not line.callerid_in_from:
+            # Asterisk then leaves From alone (no name, the login as user): the PBX knows which account calls.
+            endpoint["from_user"] = line.username
         if line.proxy:
             endpoint["outbound_proxy"] = f"sip:{line.proxy}\\;lr"
-        matches = [host_of(line.server)] + ([host_of(line.proxy)] if line.proxy else [])
-        objects.append(_obj("identify", eid, endpoint=eid, match=",".join(matches)))
         registration = {
             "server_uri": f"sip:{line.server}",
             "client_uri": f"sip:{line.username}@{line.domain}",
             "contact_user": line.username,
             "outbound_auth": eid,
             "retry_interval": "10",
+            # A refused registration is tried again (not stopped until a restart): the PBX may be fixed meanwhile.
+            "auth_rejection_permanent": "no",
             "forbidden_retry_interval": "30",
+            "fatal_retry_interval": "30",
             "max_retries": "100000",
             "expiration": "300",
             "line": "yes",

@@ -47,6 +47,11 @@ class Line(SQLModel, table=True):
     rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     callerid_templates: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     callername_template: str | None = None
+    # How the Caller ID travels besides From: P-Asserted-Identity, Remote-Party-ID, both or none.
+    identity_header: str = "pai"
+    # outbound: From carries the Caller ID instead of the login (a PBX that knows the gateway by IP or auth
+    # username); by default From is the login, which a PBX uses to tell which account calls.
+    callerid_in_from: bool = False
     priority: int = 0
     max_calls: int | None = None
     account: str | None = None

@@ -56,9 +56,11 @@ class SimGateway:
 
 
 @pytest.fixture
-def gateway_extra_env() -> dict[str, str]:
-    """TGTRUNK_* settings a test module wants for its gateway (override this fixture)."""
-    return {}
+def gateway_extra_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """TGTRUNK_* settings a test wants for its gateway: `@pytest.mark.gateway_env(TGTRUNK_X="…")`, or override
+    this fixture in a module (e.g. to use another fixture's value)."""
+    marker = request.node.get_closest_marker("gateway_env")
+    return dict(marker.kwargs) if marker else {}
 
 
 @pytest.fixture

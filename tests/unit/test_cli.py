@@ -89,3 +89,37 @@ def test_account_max_calls_is_set_shown_and_picked_up_by_a_running_gateway(env, 
     bad = tgtrunk(env, "account", "settings", "sales", "--max-calls", "-1")
     assert bad.returncode == 2 and "--max-calls must be 0 (no limit) or more" in bad.stderr
     db.close()
+
+
+def test_realm_change_without_password_is_refused_and_the_line_kept(env):
+    added = tgtrunk(env, "line", "add", "pbx", "--mode", "outbound", "--server", "192.0.2.1",
+                    "--username", "7001", "--password", "pw")
+    assert added.returncode == 0, added.stderr
+    refused = tgtrunk(env, "line", "set", "pbx", "--realm", "pbx.example")
+    assert refused.returncode == 2
+    assert "realm of an outbound line needs --password" in refused.stderr
+    assert "updated" not in refused.stdout
+    assert "realm                asterisk" in tgtrunk(env, "line", "show", "pbx").stdout
+
+    changed = tgtrunk(env, "line", "set", "pbx", "--realm", "pbx.example", "--password", "pw")
+    assert changed.returncode == 0, changed.stderr
+    assert "realm                pbx.example" in tgtrunk(env, "line", "show", "pbx").stdout
+
+
+def test_register_line_realm_is_always_the_gateways(env):
+    refused = tgtrunk(env, "line", "add", "office", "--mode", "register", "--realm", "other")
+    assert refused.returncode == 2 and "a register line's realm is always 'tgtrunk'" in refused.stderr
+
+
+def test_status_says_which_ports_it_uses(env):
+    env = {**env, "TGTRUNK_SIP_BIND": "0.0.0.0:5070", "TGTRUNK_ARI_PORT": "8098", "TGTRUNK_RTP_PORTS": "20001-30000",
+           "TGTRUNK_EXTERNAL_ADDRESS": "203.0.113.7", "TGTRUNK_LOCAL_NETS": "192.168.1.0/24"}
+    out = tgtrunk(env, "status").stdout
+    assert ("ports:    SIP 0.0.0.0:5070 (UDP and TCP), RTP 20001-30000 (UDP), ARI 127.0.0.1:8098, "
+            "admin API 127.0.0.1:8080") in out
+    assert "public address 203.0.113.7:5070 in SDP and Contact; local networks: 192.168.1.0/24" in out
+
+
+def test_bad_local_network_is_refused_in_one_line(env):
+    result = tgtrunk({**env, "TGTRUNK_LOCAL_NETS": "192.168.1.0/33"}, "status")
+    assert result.returncode == 2 and "TGTRUNK_LOCAL_NETS: '192.168.1.0/33' is not a network" in result.stderr

@@ -58,7 +58,7 @@ def test_generated_password_is_returned_once():
     assert generated not in (line.password_digest or "")
 
 
-def test_outbound_line_registers_through_proxy_and_trusts_only_its_server_address():
+def test_outbound_line_registers_through_proxy_and_is_known_by_its_line_parameter_only():
     line, _ = build_line(LineRequest("up", "outbound", server="198.51.100.5:5070", username="7001",
                                      password="pw", proxy="198.51.100.6", codecs="g722,alaw"))
     objects = objects_for_line(line)
@@ -66,9 +66,12 @@ def test_outbound_line_registers_through_proxy_and_trusts_only_its_server_addres
     assert registration["server_uri"] == "sip:198.51.100.5:5070"
     assert registration["client_uri"] == "sip:7001@198.51.100.5"
     assert registration["outbound_proxy"] == "sip:198.51.100.6\\;lr"
-    assert fields(objects, "identify")["match"] == "198.51.100.5,198.51.100.6"
-    assert fields(objects, "endpoint")["identify_by"] == "ip"
-    assert fields(objects, "endpoint")["allow"] == "g722,alaw"
+    assert registration["line"] == "yes" and registration["auth_rejection_permanent"] == "no"
+    # No identify by address: the PBX's other requests (a trunk registering here) must not land on this line.
+    assert "identify" not in {o.kind for o in objects}
+    endpoint = fields(objects, "endpoint")
+    assert endpoint["allow"] == "g722,alaw"
+    assert (endpoint["from_user"], endpoint["send_pai"], endpoint["send_rpid"]) == ("7001", "yes", "no")
     assert line.password_digest == hashlib.md5(b"7001:asterisk:pw").hexdigest()
 
 
@@ -79,3 +82,15 @@ def test_ip_line_has_no_auth_and_is_identified_by_address_only():
     assert fields(objects, "identify")["match"] == "192.0.2.10"
     assert fields(objects, "endpoint")["identify_by"] == "ip"
     assert line.headers == ["X-Trunk: tg"]
+
+
+def test_identity_header_and_callerid_in_from_settings():
+    line, _ = build_line(LineRequest("up", "outbound", server="198.51.100.5", username="7001", password="pw",
+                                     identity_header="rpid", callerid_in_from=True))
+    endpoint = fields(objects_for_line(line), "endpoint")
+    assert "from_user" not in endpoint  # Asterisk then puts the Caller ID (name and number) in From
+    assert (endpoint["send_pai"], endpoint["send_rpid"], endpoint["trust_id_outbound"]) == ("no", "yes", "yes")
+    with pytest.raises(LineError, match="identity header 'pia'"):
+        build_line(LineRequest("a", "register", identity_header="pia"))
+    with pytest.raises(LineError, match="--callerid-in-from is for outbound lines"):
+        build_line(LineRequest("a", "register", callerid_in_from=True))
