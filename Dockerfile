@@ -1,25 +1,63 @@
-# tgtrunk with the system Asterisk of Debian sid (22 LTS): `tgtrunk asterisk install` finds it and builds nothing.
-FROM debian:sid-slim
+# syntax=docker/dockerfile:1
+# The tgtrunk appliance: Debian sid's own Asterisk 22 (LTS) and tgtrunk, run as the user `tgtrunk` under tini.
+# Build and check it with scripts/image-test.sh (podman or docker); figures are in the README.
+#
+# The base is pinned by its date tag; pass --build-arg BASE_IMAGE=debian:sid-YYYYMMDD-slim (or @sha256:…) to move.
+# Only what has a wheel for the base's Python is installed (--only-binary): a dependency that would need a compiler
+# fails the build here instead of pulling a toolchain into the image.
+ARG BASE_IMAGE=debian:sid-20261027-slim
 
-ENV DEBIAN_FRONTEND=noninteractive \
-    TGTRUNK_DATA_DIR=/var/lib/tgtrunk \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-
+FROM ${BASE_IMAGE} AS build
+ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update -o Acquire::Check-Valid-Until=false \
- && apt-get install -y --no-install-recommends asterisk asterisk-modules python3 python3-venv ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates binutils
+WORKDIR /opt/tgtrunk
+COPY pyproject.toml README.md ./
+COPY app ./app
+# A network whose TLS is inspected by a local CA: pass that CA as the secret `ca` (scripts/image-test.sh does).
+# pyaes (a kurigram dependency) is pure Python and published as source only.
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+ && python3 -m venv .venv \
+ && .venv/bin/pip install --only-binary=:all: --no-binary=pyaes -e . \
+ && .venv/bin/pip uninstall -y pip \
+ && find .venv -name __pycache__ -prune -exec rm -rf {} + \
+ && strip --strip-unneeded .venv/lib/python3*/site-packages/ntgcalls*.so  # its wheel ships debug info: 136 -> 43 MB
+
+FROM ${BASE_IMAGE}
+ENV DEBIAN_FRONTEND=noninteractive
+COPY asterisk/modules.conf /tmp/modules.conf
+# Asterisk loads only the modules tgtrunk names (autoload = no): the others and the sounds are dropped (its XML
+# documentation stays: Stasis refuses to start without it).
+RUN apt-get update -o Acquire::Check-Valid-Until=false \
+ && apt-get install -y --no-install-recommends asterisk asterisk-modules python3 tini ca-certificates \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/locale/* \
+ && moddir=$(dirname "$(find /usr/lib -name chan_pjsip.so | head -1)") \
+ && for module in "$moddir"/*.so; do \
+      grep -q "^load => $(basename "$module")$" /tmp/modules.conf || rm -f "$module"; \
+    done \
+ && rm -rf /usr/share/asterisk/sounds/* /usr/share/asterisk/moh/* /tmp/modules.conf \
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/tgtrunk --shell /usr/sbin/nologin tgtrunk \
+ && install -d -m 0700 -o tgtrunk -g tgtrunk /var/lib/tgtrunk
 
 WORKDIR /opt/tgtrunk
+COPY --from=build /opt/tgtrunk/.venv ./.venv
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY asterisk ./asterisk
 COPY dialplan ./dialplan
-RUN python3 -m venv /opt/tgtrunk/.venv && /opt/tgtrunk/.venv/bin/pip install --no-cache-dir -e . \
- && ln -s /opt/tgtrunk/.venv/bin/tgtrunk /usr/local/bin/tgtrunk
+# Installed in place (-e): the Asterisk config templates are read from next to app/.
+RUN ln -s /opt/tgtrunk/.venv/bin/tgtrunk /usr/local/bin/tgtrunk && .venv/bin/python -m compileall -q app
 
+# Asterisk runs as the same user: SIP and RTP use ports above 1024 and every Asterisk directory is in the data
+# volume, so nothing needs root.
+USER tgtrunk
+ENV TGTRUNK_DATA_DIR=/var/lib/tgtrunk \
+    TGTRUNK_HTTP_BIND=0.0.0.0:8080 \
+    TGTRUNK_RTP_PORTS=10000-10100
 VOLUME /var/lib/tgtrunk
-# SIP (UDP/TCP), the RTP range and the admin API (bind it with TGTRUNK_HTTP_BIND=0.0.0.0:8080 to publish it).
+# SIP (UDP/TCP), the RTP range, the admin API (token in the volume's admin-token; /healthz needs none).
 EXPOSE 5060/udp 5060/tcp 10000-10100/udp 8080/tcp
-ENV TGTRUNK_RTP_PORTS=10000-10100
-ENTRYPOINT ["tgtrunk"]
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["tgtrunk", "status", "--health"]
+ENTRYPOINT ["tini", "--", "tgtrunk"]
 CMD ["serve", "--simulate-telegram"]

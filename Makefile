@@ -2,9 +2,9 @@
 # `make test` runs the whole test suite. Both work on a fresh Debian 12 machine as root.
 PYTHON ?= python3
 VENV ?= .venv
-APT_PACKAGES = debootstrap baresip python3-venv ca-certificates
+APT_PACKAGES = debootstrap baresip python3-venv ca-certificates chromium chromium-driver
 
-.PHONY: run test install system-packages venv asterisk
+.PHONY: run test install system-packages venv asterisk image-test
 
 run: install
 	$(VENV)/bin/tgtrunk serve --simulate-telegram
@@ -31,3 +31,7 @@ $(VENV)/.installed: pyproject.toml
 
 asterisk: venv
 	$(VENV)/bin/tgtrunk asterisk install
+
+# Not part of `make test`: builds the container image and checks it end to end (figures in the README).
+image-test: venv
+	PYTHON=$(VENV)/bin/python scripts/image-test.sh

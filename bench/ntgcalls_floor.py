@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ntgcalls_floor.py [--calls 10] [--seconds 15]
 
-N P2P calls over loopback between two `Endpoint`s (the gateway's own wrapper of one NTgCalls each) in this one
+N P2P calls over loopback between two `CallEngine`s (the gateway's own wrapper of one NTgCalls each) in this one
 process, no Telegram, no SIP, no RTP: each leg sends a tone in 10 ms external frames paced every 20 ms (as
 `PrivateCall` does) and receives the other leg's frames through the same batched callback tgtrunk uses.
 Prints this process's CPU (all threads, % of one core) per call leg and the frames each leg received.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import ntgcalls  # noqa: E402
 from pyrogram.crypto.prime import CURRENT_DH_PRIME  # noqa: E402
 
-from app.telegram.endpoint import FRAME_10MS, SAMPLE_RATE, CallMedia, Endpoint, protocol  # noqa: E402
+from app.telegram.callengine import FRAME_10MS, SAMPLE_RATE, CallMedia, CallEngine, protocol  # noqa: E402
 
 DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
 
@@ -36,13 +36,13 @@ def tone(hz: float, seconds: float) -> bytes:
 
 
 class Leg:
-    """One side of one call: its endpoint, its peer id there, frames heard and connection state."""
+    """One side of one call: its engine, its peer id there, frames heard and connection state."""
 
-    def __init__(self, endpoint: Endpoint, peer_id: int, other: "Endpoint") -> None:
-        self.endpoint, self.peer_id, self.other = endpoint, peer_id, other
+    def __init__(self, engine: CallEngine, peer_id: int, other: "CallEngine") -> None:
+        self.engine, self.peer_id, self.other = engine, peer_id, other
         self.heard = 0
         self.connected = asyncio.get_running_loop().create_future()
-        endpoint.attach(peer_id, CallMedia(self._signal, self._state, self._frame))
+        engine.attach(peer_id, CallMedia(self._signal, self._state, self._frame))
 
     def _signal(self, data: bytes) -> None:
         asyncio.ensure_future(self.other.signal(self.peer_id, data))
@@ -51,13 +51,13 @@ class Leg:
         if state == ntgcalls.ConnectionState.CONNECTED and not self.connected.done():
             self.connected.set_result(None)
 
-    def _frame(self, pcm: bytes) -> None:
+    def _frame(self, pcm: bytes, _posted_at: float) -> None:  # on NTgCalls' thread
         self.heard += len(pcm) // FRAME_10MS
 
 
 async def connect(caller: Leg, callee: Leg) -> None:
     """The P2P handshake Telegram's servers would relay (FACTS.md), caller first."""
-    a, b, peer = caller.endpoint, callee.endpoint, caller.peer_id
+    a, b, peer = caller.engine, callee.engine, caller.peer_id
     await a.create(peer)
     await b.create(peer)
     g_a_hash = await a.init_exchange(peer, 3, DH_P, os.urandom(256), None)
@@ -76,7 +76,7 @@ def cpu_seconds() -> float:
 
 
 async def run(calls: int, seconds: float) -> None:
-    gateway, users = Endpoint(), Endpoint()
+    gateway, users = CallEngine(), CallEngine()
     legs: list[Leg] = []
     for peer_id in range(1, calls + 1):
         caller, callee = Leg(gateway, peer_id, users), Leg(users, peer_id, gateway)
@@ -93,8 +93,8 @@ async def run(calls: int, seconds: float) -> None:
         chunk = audio[offset : offset + tick]
         offset = (offset + tick) % (len(audio) - tick)
         for leg in legs:
-            leg.endpoint.push_frame(leg.peer_id, chunk[:FRAME_10MS])
-            leg.endpoint.push_frame(leg.peer_id, chunk[FRAME_10MS:])
+            leg.engine.push_frame(leg.peer_id, chunk[:FRAME_10MS])
+            leg.engine.push_frame(leg.peer_id, chunk[FRAME_10MS:])
         next_at += 0.020
         await asyncio.sleep(max(next_at - loop.time(), 0.0))
     wall = time.monotonic() - wall0

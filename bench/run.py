@@ -33,6 +33,7 @@ from app.ari.client import AriClient, AriError, AriEvent  # noqa: E402
 from app.pbx.install import AsteriskInstall, find_install  # noqa: E402
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for  # noqa: E402
 from app.telegram.sim import SimControl  # noqa: E402
+from app.web.admin import MAX_LAST  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PBX_PJSIP = """
@@ -209,7 +210,7 @@ class Bench:
     async def run(self, n: int) -> Row:
         self.answered.clear()
         rss_before = rss_mb(self.gw_pid)
-        calls_before = len(await self._admin("/api/calls?last=100000"))  # records of earlier rounds
+        calls_before = len(await self._admin(f"/api/calls?last={MAX_LAST}"))  # records of earlier rounds
         started: dict[str, float] = {}
         for i in range(1, n + 1):
             t0 = time.perf_counter()
@@ -237,7 +238,7 @@ class Bench:
         records: list[dict] = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            every = await self._admin("/api/calls?last=100000")
+            every = await self._admin(f"/api/calls?last={MAX_LAST}")
             records = every[: len(every) - calls_before]  # type: ignore[index]  # newest first: this round's
             if len(records) >= n:
                 break

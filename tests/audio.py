@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.telegram.endpoint import SAMPLE_RATE as RATE  # the PCM rate NTgCalls gives and takes
+from app.telegram.callengine import SAMPLE_RATE as RATE  # the PCM rate NTgCalls gives and takes
 
 
 def tone(freq: float, seconds: float, amplitude: float = 0.3, rate: int = RATE) -> bytes:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import select
 
-from app.calls.callsession import AccountHandle
+from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.settings import Settings
 from app.store.account import TelegramAccountRow
 from app.store.db import Database
@@ -23,6 +25,33 @@ log = logging.getLogger(__name__)
 SETTINGS_WARN_AFTER = 10  # failed refreshes in a row (one a second) before the log says so
 
 
+@dataclass
+class AccountHandle:
+    """A running Telegram account and the session settings the call flow reads."""
+
+    name: str
+    account: TelegramAccount
+    dtmf_in: bool = True
+    dtmf_out: bool = True
+    max_calls: int | None = None  # concurrent calls, both directions
+    redial: bool = True
+    lines: bool = True
+    messages: bool = False
+    callback: bool = False
+    autoreply: str | None = None
+    autoreply_interval_s: int = 600
+    inline_bot: str | None = None
+    inline_query: str | None = None
+    sessions: set[Any] = field(default_factory=set)  # its live CallSessions (callsession.py imports this module)
+    active: int = 0  # calls counted against max_calls (kept by the Stasis app)
+    chat: ChatSender | None = None  # every message into a chat goes through it (rate limits, FLOOD_WAIT)
+    on_call_end: Callable[[Any], None] | None = None  # the chat side's post-call work, given the CallSession
+
+    def chat_allowed(self) -> bool:
+        """With every chat switch off the gateway says nothing in any chat (the reference's promise)."""
+        return self.redial or self.lines or self.messages or self.dtmf_in or self.dtmf_out
+
+
 def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
     """The session settings a running call flow reads, as `AccountHandle` fields."""
     return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls, "redial": row.redial,
@@ -34,9 +63,12 @@ def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
 class Accounts:
     def __init__(self) -> None:
         self.handles: dict[str, AccountHandle] = {}
+        self.failed: dict[str, str] = {}  # stored accounts whose session did not start: name -> why
 
     def add(self, name: str, account: TelegramAccount, **settings: Any) -> AccountHandle:
         """`settings`: session settings as in `live_settings` (the defaults of a new account otherwise)."""
+        if account.sample_rate != MEDIA_SAMPLE_RATE:
+            raise ValueError(f"account {name} runs its calls at {account.sample_rate} Hz, the media at {MEDIA_SAMPLE_RATE}")
         handle = AccountHandle(name, account, chat=ChatSender(account), **settings)
         self.handles[name] = handle
         self._mark_gateways()
@@ -64,12 +96,21 @@ class Accounts:
         for row in rows:
             print(f"starting Telegram account {row.name} ({row.phone})…", flush=True)
             try:
-                account = await open_account(row, box)
+                account = await open_account(row, box, sample_rate=MEDIA_SAMPLE_RATE)
             except Exception as exc:  # noqa: BLE001 - one broken session must not stop the others
                 log.error("Telegram account %s did not start (%s); log in again with `tgtrunk account login %s`",
                           row.name, exc, row.name)
+                self.failed[row.name] = f"did not start: {exc}"
                 continue
             self.add(row.name, account, **live_settings(row))
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: every account the gateway should run is connected to Telegram."""
+        accounts: dict[str, dict[str, Any]] = {
+            name: {"connected": handle.account.client.is_connected} for name, handle in self.handles.items()
+        }
+        accounts.update({name: {"connected": False, "error": why} for name, why in self.failed.items()})
+        return {"ok": all(account["connected"] for account in accounts.values()), "accounts": accounts}
 
     def refresh_settings(self, db: Database) -> None:
         """Session settings changed with `tgtrunk account settings` apply to the next call, no restart."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from app.ari.client import ARI_FAILURES
+from app.calls import codes
 from app.calls.callsession import AsteriskLost, Reject
 from app.calls.telegramtosip import TelegramToSip
 from app.store.line import Line, LineMode, utcnow
@@ -28,9 +29,9 @@ class CallbackToSip(TelegramToSip):
         code, reason = 200, "normal clearing"
         try:
             if line.mode is LineMode.REGISTER and not registered:
-                raise Reject(503, "SIP account is unavailable")
+                raise Reject(*codes.SIP_UNAVAILABLE)
             if not number and line.mode is not LineMode.REGISTER:
-                raise Reject(404, f"no number to ring on line {line.name}")
+                raise Reject(codes.NOT_FOUND, f"no number to ring on line {line.name}")
             log.info("%s: calling Telegram %s back, then %r on line %s", trigger, peer.id, number, line.name)
             call = await self.handle.account.call(peer)
             self.tg_call = call
@@ -54,13 +55,14 @@ class CallbackToSip(TelegramToSip):
             await self._hang_up_attempts()
             await self._refuse_telegram(exc)
         except CallEnded as exc:
-            code, reason = (487, "Telegram user hung up") if exc.end.answered else (exc.end.sip_code, "Telegram user did not answer")
+            code, reason = codes.CALLBACK_HUNG_UP if exc.end.answered \
+                else (codes.for_end(exc.end).code, codes.CALLBACK_NOT_ANSWERED.reason)
             await self._hang_up_attempts()
         except TimeoutError:
-            code, reason = 480, "Telegram user did not answer"
+            code, reason = codes.CALLBACK_NOT_ANSWERED
             await self.hang_up_telegram(DiscardReason.MISSED)
         except TelegramError as exc:
-            code, reason = exc.sip_code, exc.reason
+            code, reason = codes.for_error(exc)
             await self.hang_up_sip()
         except (AsteriskLost, *ARI_FAILURES) as exc:
             await self._hang_up_attempts()

@@ -6,18 +6,16 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from app.ari.client import ARI_FAILURES, AriClient, AriError
-from app.calls.mediabridge import MediaBridge
+from app.calls import codes
+from app.calls.accounts import AccountHandle
+from app.calls.mediabridge import MEDIA_SAMPLE_RATE, MediaBridge
 from app.store.callrecord import CallRecord
 from app.store.db import Database
 from app.store.line import utcnow
-from app.telegram.account import TelegramAccount
-from app.telegram.chat import ChatSender
-from app.telegram.endpoint import SAMPLE_RATE
 from app.telegram.peer import Peer
-from app.telegram.privatecall import CallEnded, DiscardReason, PrivateCall
+from app.telegram.privatecall import DiscardReason, PrivateCall
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +23,15 @@ DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,32}$")
 DTMF_GROUP_S = 1.0  # digits typed within this pause go to the chat as one message
 
 
-ASTERISK_LOST = (500, "Asterisk was lost")
+async def first_done(*tasks: "asyncio.Future[object]") -> "set[asyncio.Future[object]]":
+    """Wait until one of them finishes, cancel the others; the finished ones (the caller owns the tasks)."""
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+    return done
 
 
 class AsteriskLost(Exception):
@@ -39,33 +45,6 @@ class Reject(Exception):
         super().__init__(f"{code} {reason}")
         self.code = code
         self.reason = reason
-
-
-@dataclass
-class AccountHandle:
-    """A running Telegram account and the session settings the call flow reads."""
-
-    name: str
-    account: TelegramAccount
-    dtmf_in: bool = True
-    dtmf_out: bool = True
-    max_calls: int | None = None  # concurrent calls, both directions
-    redial: bool = True
-    lines: bool = True
-    messages: bool = False
-    callback: bool = False
-    autoreply: str | None = None
-    autoreply_interval_s: int = 600
-    inline_bot: str | None = None
-    inline_query: str | None = None
-    sessions: set["CallSession"] = field(default_factory=set)
-    active: int = 0  # calls counted against max_calls (kept by the Stasis app)
-    chat: "ChatSender | None" = None  # every message into a chat goes through it (rate limits, FLOOD_WAIT)
-    on_call_end: "Callable[[CallSession], None] | None" = None  # the chat side's post-call work
-
-    def chat_allowed(self) -> bool:
-        """With every chat switch off the gateway says nothing in any chat (the reference's promise)."""
-        return self.redial or self.lines or self.messages or self.dtmf_in or self.dtmf_out
 
 
 class CallSession:
@@ -90,6 +69,7 @@ class CallSession:
         self._dtmf_buffer = ""
         self._dtmf_flush: asyncio.TimerHandle | None = None
         self._closed = False
+        self._chats: set[asyncio.Task[None]] = set()  # chat messages on their way (the loop keeps weak references)
         self.task: asyncio.Task[None] | None = None
         self.channels: dict[str, CallSession] | None = None  # the app's channel -> session index
         self.wait_in_stasis: Callable[[str], Awaitable[None]] | None = None
@@ -103,11 +83,11 @@ class CallSession:
     # Media -------------------------------------------------------------------------------------
     async def connect_media(self) -> None:
         assert self.sip_channel_id and self.tg_call
-        self.media = MediaBridge(self.ari, self.app, SAMPLE_RATE, self.wait_in_stasis)
+        self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis)
         relay = await self.media.open(self.sip_channel_id)
         call = self.tg_call
         relay.on_pcm = call.push_audio
-        call.on_audio_direct = relay.send_pcm  # on NTgCalls' thread: the relay's sending is thread-safe
+        call.on_audio = relay.send_pcm  # on NTgCalls' thread: the relay's sending is thread-safe
 
     # Events from the SIP side ------------------------------------------------------------------
     def on_sip_hangup(self) -> None:
@@ -135,14 +115,14 @@ class CallSession:
         """An ARI request failed (or Asterisk was lost): end the Telegram side; the code and reason to record."""
         if self.asterisk_lost:
             await self.hang_up_telegram(DiscardReason.DISCONNECT)
-            return ASTERISK_LOST
+            return codes.ASTERISK_LOST
         if await self.sip_channel_gone():
             # The SIP side hung up while the call was still being set up (e.g. right after the 200):
             # the request failed with "Channel not found", but this is an ordinary hang-up.
             await self.hang_up_telegram(DiscardReason.HANGUP)
-            return (200, "SIP side hung up") if self.answered else (487, "SIP caller cancelled")
+            return (200, "SIP side hung up") if self.answered else codes.SIP_CALLER_CANCELLED
         await self.hang_up_telegram(DiscardReason.DISCONNECT)
-        return 500, f"Asterisk: {exc}"
+        return codes.INTERNAL, f"Asterisk: {exc}"
 
     def on_sip_dtmf(self, digit: str) -> None:
         if not (self.handle and self.handle.dtmf_out and self.tg_call and self.answered):
@@ -156,7 +136,9 @@ class CallSession:
         digits, self._dtmf_buffer = self._dtmf_buffer, ""
         if digits and self.handle and self.tg_call:
             log.info("DTMF %s from the SIP side -> chat with %s", digits, self.tg_call.peer.id)
-            asyncio.ensure_future(self._chat(self.tg_call.peer, digits))
+            task = asyncio.ensure_future(self._chat(self.tg_call.peer, digits))
+            self._chats.add(task)
+            task.add_done_callback(self._chats.discard)
 
     async def _chat(self, peer: Peer, text: str) -> None:
         assert self.handle
@@ -203,10 +185,7 @@ class CallSession:
     async def until_either_ends(self) -> str:
         assert self.tg_call
         sip = asyncio.ensure_future(self.sip_gone.wait())
-        telegram = asyncio.ensure_future(asyncio.shield(self.tg_call.ended))
-        done, pending = await asyncio.wait({sip, telegram}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
+        done = await first_done(sip, asyncio.ensure_future(asyncio.shield(self.tg_call.ended)))
         return "sip" if sip in done else "telegram"
 
     # Teardown ----------------------------------------------------------------------------------
@@ -238,13 +217,7 @@ class CallSession:
             record.peer_id, record.peer_username, record.peer_phone = peer.id, peer.username, peer.phone
             record.duration_s = self.tg_call.duration
         if self.media:
-            c = self.media.relay.counters
-            record.packets_in, record.packets_out, record.lost_in = c.packets_in, c.packets_out, c.lost_in
-            record.late_in, record.jitter_ms, record.silence_out = c.late_in, round(c.jitter_ms, 2), c.silence_out
-            record.delay_to_telegram_p50_us = round(c.percentile("delay_to_telegram_us", 50), 1)
-            record.delay_to_telegram_p99_us = round(c.percentile("delay_to_telegram_us", 99), 1)
-            record.delay_to_sip_p50_us = round(c.percentile("delay_to_sip_us", 50), 1)
-            record.delay_to_sip_p99_us = round(c.percentile("delay_to_sip_us", 99), 1)
+            record.sqlmodel_update(self.media.relay.stats.to_record())
         self.db.add_or_hold(record)  # a full or read-only disk must not lose the record: held and retried
         if self.handle:
             self.handle.sessions.discard(self)
@@ -266,15 +239,3 @@ async def reject_channel(ari: AriClient, channel_id: str, code: int) -> None:
     except ARI_FAILURES:
         pass  # the caller already hung up, or Asterisk is gone
 
-
-def telegram_target(kind: str, value: str) -> str | int:
-    """The argument TelegramAccount.resolve takes for a parsed dial target."""
-    return {"phone": f"+{value}", "username": f"@{value}"}.get(kind, int(value) if value.isdigit() else value)
-
-
-def ended_code(exc: CallEnded) -> tuple[int, str]:
-    end = exc.end
-    reasons = {486: "Busy Here", 480: "No answer", 603: "Declined"}
-    if end.error is not None:
-        return end.error.sip_code, end.error.reason
-    return end.sip_code, reasons.get(end.sip_code, end.reason.value)

@@ -24,14 +24,14 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from app.calls.accounts import Accounts
-from app.calls.callsession import AccountHandle, CallSession
+from app.calls.accounts import AccountHandle, Accounts
+from app.calls.callsession import CallSession
 from app.calls.stasis import StasisApp
 from app.sip.callerid import caller_fields
 from app.sip.dialplan import RuleError, apply_rules
 from app.store.conversation import LastConversation
 from app.store.db import Database
-from app.store.line import Line, utcnow
+from app.store.line import utcnow
 from app.telegram.bot import InlineBot, Menu, MenuBoard
 from app.telegram.chat import NoInlineResult
 from app.telegram.peer import Peer
@@ -144,7 +144,7 @@ class ChatSide:
         self._menus_to.add((handle.name, peer.id))
         if self.bot is not None:
             try:
-                bot_peer = await handle.account.resolve(f"@{self.bot.username}")
+                bot_peer = await handle.account.resolve_username(self.bot.username)
                 if await handle.chat.inline(peer, bot_peer, self.board.put(menu)):
                     return
                 return  # dropped by flood limits: said in the log
@@ -183,7 +183,7 @@ class ChatSide:
         handle = self.accounts.handles.get(name)
         if handle is None or (name, user_id) not in self._menus_to and self._previous(name, user_id) is None:
             return "This button is no longer valid"
-        peer = await handle.account.resolve(user_id)
+        peer = await handle.account.resolve_user_id(user_id)
         return await self._act(handle, peer, kind, line_name)
 
     async def _act(self, handle: AccountHandle, peer: Peer, kind: str, line_name: str = "") -> str:
@@ -247,7 +247,7 @@ class ChatSide:
         if handle.inline_bot:
             query = fill(handle.inline_query or DEFAULT_INLINE_QUERY, template_fields(peer, text))
             try:
-                bot = await handle.account.resolve(f"@{handle.inline_bot.lstrip('@')}")
+                bot = await handle.account.resolve_username(handle.inline_bot.lstrip("@"))
                 await handle.chat.inline(peer, bot, query)
                 log.info("message from %s handed to inline bot @%s", peer.id, bot.username)
                 return

@@ -11,6 +11,10 @@ from app.media.rtp import FORMATS
 
 log = logging.getLogger(__name__)
 
+# slin at 8 kHz both ways: Asterisk's externalMedia only takes audio back with a static payload type (see
+# docs/decisions.md), and NTgCalls resamples to Opus' 48 kHz natively. Every account's CallEngine runs at it.
+MEDIA_SAMPLE_RATE = 8_000
+
 
 class MediaBridge:
     def __init__(self, ari: AriClient, app: str, sample_rate: int,

@@ -7,11 +7,13 @@ import logging
 import time
 
 from app.ari.client import ARI_FAILURES
-from app.calls.callsession import AsteriskLost, CallSession, Reject, ended_code, reject_channel, telegram_target
-from app.sip.dialplan import DialError, RuleError, target_for
+from app.calls import codes
+from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done, reject_channel
+from app.sip.dialplan import RuleError, apply_rules
 from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
-from app.telegram.privatecall import CallEnded, DiscardReason
+from app.telegram.privatecall import DiscardReason
+from app.telegram.target import TargetError, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +29,15 @@ class SipToTelegram(CallSession):
         code, reason = 200, "normal clearing"
         try:
             if self.handle is None:
-                raise Reject(503, "Session is not running")
+                raise Reject(*codes.SESSION_NOT_RUNNING)
             try:
-                target = target_for(line.rules, dialled)
-            except DialError as exc:
-                raise Reject(404, str(exc)) from None
+                target = parse_target(apply_rules(line.rules, dialled))
+            except TargetError as exc:
+                raise Reject(codes.NOT_FOUND, str(exc)) from None
             except RuleError as exc:
-                raise Reject(500, f"line {line.name}: {exc}") from None
+                raise Reject(codes.INTERNAL, f"line {line.name}: {exc}") from None
             account = self.handle.account
-            call = await account.call(telegram_target(target.kind.value, target.value))
+            call = await account.call(target)
             self.tg_call = call
             self.record.setup_ms = round(((call.requested_at or time.perf_counter()) - started) * 1000, 2)
             log.info("line %s: %r -> Telegram %s, RequestCall sent after %.1f ms",
@@ -45,22 +47,18 @@ class SipToTelegram(CallSession):
             reason = await self.talk()
         except Reject as exc:
             code, reason = exc.code, exc.reason
-        except CallEnded as exc:
-            code, reason = ended_code(exc)
-        except TelegramError as exc:
-            code, reason = exc.sip_code, exc.reason
-            if exc.retry_after:
-                reason = f"{reason}: retry after {exc.retry_after}"
+        except TelegramError as exc:  # a refusal, or the call ended before the answer (CallEnded)
+            code, reason = codes.for_error(exc)
         except asyncio.CancelledError:
-            code, reason = 487, "SIP caller cancelled"
+            code, reason = codes.SIP_CALLER_CANCELLED
             await self.hang_up_telegram(DiscardReason.HANGUP)
         except (AsteriskLost, *ARI_FAILURES) as exc:
             code, reason = await self.ari_failed(exc)
         except Exception as exc:  # a bug must still answer the caller and leave a record
             log.exception("line %s: call to %r failed", line.name, dialled)
-            code, reason = 500, f"internal error: {exc!r}"
+            code, reason = codes.INTERNAL, f"internal error: {exc!r}"
             await self.hang_up_telegram(DiscardReason.DISCONNECT)
-        if not self.answered and code != 487:
+        if not self.answered and code != codes.SIP_CALLER_CANCELLED.code:
             log.warning("line %s: call to %r refused with %d %s", line.name, dialled, code, reason)
             await self.reject_sip(code)
         await self.close(code, reason)
@@ -68,23 +66,19 @@ class SipToTelegram(CallSession):
     async def _ring_then_answer(self) -> None:
         call = self.tg_call
         assert call and self.sip_channel_id
-        sip_gone = asyncio.ensure_future(self.sip_gone.wait())
         try:
             for step in (call.wait_ringing, call.wait_accepted):
                 assert self.handle
                 waiter = asyncio.ensure_future(step(self.handle.account.ring_timeout + RING_GUARD_S))
-                done, _ = await asyncio.wait({waiter, sip_gone}, return_when=asyncio.FIRST_COMPLETED)
-                if sip_gone in done:
-                    waiter.cancel()
+                sip_gone = asyncio.ensure_future(self.sip_gone.wait())
+                if sip_gone in await first_done(waiter, sip_gone):
                     raise AsteriskLost if self.asterisk_lost else asyncio.CancelledError
                 waiter.result()
                 if step == call.wait_ringing:
                     await self.ari.request("POST", f"/channels/{self.sip_channel_id}/ring")
         except asyncio.TimeoutError:
             await self.hang_up_telegram(DiscardReason.MISSED)
-            raise Reject(480, "No answer") from None
-        finally:
-            sip_gone.cancel()
+            raise Reject(*codes.NO_ANSWER) from None
         await self.ari.request("POST", f"/channels/{self.sip_channel_id}/answer")
         self.answered = True
         self.record.answered_at = utcnow()

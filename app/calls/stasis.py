@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from app.ari.client import AriClient, AriError, AriEvent
-from app.calls.accounts import Accounts
+from app.calls import codes
+from app.calls.accounts import AccountHandle, Accounts
 from app.calls.callback import CallbackToSip
-from app.calls.callsession import AccountHandle, CallSession, Reject, reject_channel
+from app.calls.callsession import CallSession, Reject, reject_channel
 from app.calls.siptotelegram import SipToTelegram
 from app.calls.telegramtosip import TelegramToSip
 from app.sip.line import endpoint_id
@@ -99,11 +100,11 @@ class StasisApp:
         session = SipToTelegram(self.ari, self.db, APP_NAME, handle, call.line)
         session.pbx_party = call.caller
         if line is None:
-            await self._refuse_sip(session, call, 404, f"line {call.line} is not configured")
+            await self._refuse_sip(session, call, codes.NOT_FOUND, f"line {call.line} is not configured")
             return
         full = self._no_room(line, handle)
         if full:
-            await self._refuse_sip(session, call, 503, full)
+            await self._refuse_sip(session, call, codes.NO_ROOM, full)
             return
         self._track(session, line, call.channel_id)  # the call holds its place from here, before any await
         if handle is None:
@@ -112,7 +113,7 @@ class StasisApp:
 
     async def _sip_to_telegram(self, session: SipToTelegram, line: Line, call: InboundCall, arrived: float) -> None:
         if not await self._registered(line):
-            await self._refuse_sip(session, call, 405, "REGISTER is required first")
+            await self._refuse_sip(session, call, *codes.REGISTER_REQUIRED)
             return
         await session.run(line, call.dialled, call.channel_id, arrived)
 
@@ -152,11 +153,12 @@ class StasisApp:
         if call.from_gateway or line is None:
             refusal = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name if line else None)
             if call.from_gateway:
-                await refusal.refuse(call, 482, "Caller has active gateway accounts")
+                await refusal.refuse(call, *codes.CALLER_IS_GATEWAY)
             elif candidates:
-                await refusal.refuse(call, 503, self._no_room(candidates[0], handle) or "no free lines")
+                await refusal.refuse(call, codes.NO_ROOM, self._no_room(candidates[0], handle) or "no free lines")
             else:
-                await refusal.refuse(call, 503, f"SIP account is unavailable (no line serves account {handle.name})")
+                await refusal.refuse(call, codes.SIP_UNAVAILABLE.code,
+                                     f"{codes.SIP_UNAVAILABLE.reason} (no line serves account {handle.name})")
             return
         key = str(next(self._keys))
         session = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name)
@@ -176,11 +178,11 @@ class StasisApp:
             # The call already holds a place on the account and the gateway: only another line's own limit counts.
             if line.name != session.line and line.max_calls is not None \
                     and self.active_per_line[line.name] >= line.max_calls:
-                return Reject(503, f"no free lines: {line.name} allows {line.max_calls} calls")
+                return Reject(codes.NO_ROOM, f"no free lines: {line.name} allows {line.max_calls} calls")
             if not line.pbx_number and line.mode is not LineMode.REGISTER:
-                return Reject(503, f"line {line.name} has no number on PBX (--pbx-number)")
+                return Reject(codes.SIP_UNAVAILABLE.code, f"line {line.name} has no number on PBX (--pbx-number)")
             if not await self._registered(line):
-                return Reject(503, "SIP account is unavailable")
+                return Reject(*codes.SIP_UNAVAILABLE)
             return None
 
         def move(line: Line) -> None:
@@ -212,7 +214,7 @@ class StasisApp:
         if full:
             session.record.dialled, session.record.trigger = number, trigger
             log.warning("%s for Telegram %s refused: %s", trigger, peer.id, full)
-            await session.close(503, full)
+            await session.close(codes.NO_ROOM, full)
             return
         key = str(next(self._keys))
         self.originating[key] = session

@@ -9,29 +9,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.ari.client import ARI_FAILURES, AriError
-from app.calls.callsession import AsteriskLost, CallSession, Reject
+from app.calls import codes
+from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done
 from app.sip.callerid import caller_fields, caller_id
 from app.sip.line import endpoint_id
-from app.store.line import Line, LineMode, utcnow
+from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
-from app.telegram.privatecall import CallEnded, DiscardReason, PrivateCall
+from app.telegram.privatecall import CallEnded, PrivateCall
 
 log = logging.getLogger(__name__)
 
 ORIGINATE_TIMEOUT_S = 60
-# Asterisk hangup causes of an unanswered outgoing leg -> (SIP code, reason, Telegram discard reason)
-CAUSES: dict[int, tuple[int, str, DiscardReason]] = {
-    17: (486, "Busy Here", DiscardReason.BUSY),
-    18: (480, "No answer", DiscardReason.MISSED),
-    19: (480, "No answer", DiscardReason.MISSED),
-    21: (603, "Declined", DiscardReason.BUSY),
-    1: (404, "Not Found", DiscardReason.BUSY),
-    3: (503, "SIP account is unavailable", DiscardReason.BUSY),
-    20: (503, "SIP account is unavailable", DiscardReason.BUSY),
-    27: (503, "SIP account is unavailable", DiscardReason.BUSY),
-    34: (503, "SIP account is unavailable", DiscardReason.BUSY),
-    38: (503, "SIP account is unavailable", DiscardReason.BUSY),
-}
 
 
 @dataclass
@@ -46,8 +34,7 @@ class Attempt:
     number: str = ""  # the request-URI user rung ("" : the registered device)
 
     def failure(self) -> Reject:
-        code, reason, _ = CAUSES.get(self.cause or 0, (480, "No answer", DiscardReason.MISSED))
-        return Reject(code, reason)
+        return Reject(*codes.for_cause(self.cause))
 
 
 # Checks a line before it rings: the refusal that makes the call pass to the next line, or None.
@@ -118,10 +105,10 @@ class TelegramToSip(CallSession):
             code, reason = exc.code, exc.reason
             await self._refuse_telegram(exc)
         except CallEnded:
-            code, reason = 487, "Telegram caller hung up"
+            code, reason = codes.TELEGRAM_CALLER_HUNG_UP
             await self._hang_up_attempts()
         except TelegramError as exc:
-            code, reason = exc.sip_code, exc.reason
+            code, reason = codes.for_error(exc)
             await self.hang_up_sip()
         except (AsteriskLost, *ARI_FAILURES) as exc:
             await self._hang_up_attempts()
@@ -130,7 +117,7 @@ class TelegramToSip(CallSession):
 
     async def _ring_by_priority(self, call: PrivateCall, groups: list[list[Line]], key: str,
                                 check: LineCheck) -> Attempt:
-        failure = Reject(503, "SIP account is unavailable")
+        failure = Reject(*codes.SIP_UNAVAILABLE)
         for group in groups:
             ringing: list[Attempt] = []
             for line in group:
@@ -140,7 +127,7 @@ class TelegramToSip(CallSession):
                         ringing.append(await self._originate(call, line, key))
                         continue
                     except AriError as exc:
-                        refusal = Reject(503, f"SIP account is unavailable ({exc.message})")
+                        refusal = Reject(codes.SIP_UNAVAILABLE.code, f"{codes.SIP_UNAVAILABLE.reason} ({exc.message})")
                 log.info("line %s cannot take the call: %d %s", line.name, refusal.code, refusal.reason)
                 failure = refusal
             if not ringing:
@@ -204,11 +191,8 @@ class TelegramToSip(CallSession):
             if all(a.gone.is_set() for a in ringing):
                 return None
             self.any_event.clear()
-            event = asyncio.ensure_future(self.any_event.wait())
-            caller_left = asyncio.ensure_future(asyncio.shield(call.ended))
-            _, pending = await asyncio.wait({event, caller_left}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
+            await first_done(asyncio.ensure_future(self.any_event.wait()),
+                             asyncio.ensure_future(asyncio.shield(call.ended)))
 
     async def _hang_up_attempts(self, keep: Attempt | None = None) -> None:
         """Unanswered channels hung up are CANCELed; answered ones get a BYE."""
@@ -235,9 +219,6 @@ class TelegramToSip(CallSession):
         call = self.tg_call
         if call is None or call.ended.done():
             return
-        discard = next((d for c, _, d in CAUSES.values() if c == exc.code), DiscardReason.BUSY)
-        if exc.code == 480:
-            discard = DiscardReason.MISSED
-        await call.hangup(discard)
-        if exc.code != 480 and self.handle and self.handle.chat_allowed():
+        await call.hangup(codes.discard_for(exc.code))
+        if exc.code != codes.NO_ANSWER.code and self.handle and self.handle.chat_allowed():
             await self._chat(call.peer, f"{exc.code} {exc.reason}")

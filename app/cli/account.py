@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-SETTING_FLAGS = ("dtmf_in", "dtmf_out", "redial", "lines", "messages", "callback")
+from app.store.account import SETTING_FLAGS
 
 
 def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
@@ -78,6 +78,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-calls", type=int, metavar="N",
                    help="concurrent calls on this account, both directions (0: no limit); more are refused with 503")
     p.set_defaults(handler=_lazy("cmd_settings"))
+
+    p = sub.add_parser("admin", help="administrators: who is told when the account needs a person",
+                       description="An administrator (Telegram user id or @username) gets a chat message when the "
+                                   "session is revoked, the account is limited, a line's registration fails, …")
+    admin = p.add_subparsers(dest="admin_action", metavar="ADMIN_ACTION", required=True)
+    for action, helptext in (("add", "add an administrator"), ("remove", "remove an administrator")):
+        a = admin.add_parser(action, help=helptext)
+        a.add_argument("name", help="the account")
+        a.add_argument("who", help="Telegram user id or @username")
+        a.set_defaults(handler=_lazy(f"cmd_admin_{action}"))
+    a = admin.add_parser("list", help="list the administrators (of one account, or all)")
+    a.add_argument("name", nargs="?")
+    a.set_defaults(handler=_lazy("cmd_admin_list"))
 
 
 # --- helpers ------------------------------------------------------------------------------------------

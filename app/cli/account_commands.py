@@ -9,23 +9,20 @@ import os
 import sys
 from datetime import datetime, timezone
 
+from pydantic import ValidationError
 from pyrogram import raw
 from sqlmodel import select
 
 from app.cli import CliError
 from app.settings import Settings, load_settings
-from pydantic import ValidationError
-
 from app.sip.line import validation_message
-from app.store.account import SessionSettingsPatch, TelegramAccountRow
+from app.store.account import SETTING_FLAGS, SessionSettingsPatch, TelegramAccountRow
 from app.store.db import Database
 from app.store.secretbox import SecretBox, SecretBoxError
 from app.telegram import sessions
 from app.telegram.errors import LoginError
 from app.telegram.login import login
 from app.telegram.privacy import apply_recommended
-
-from app.cli.account import SETTING_FLAGS
 
 
 def _context() -> tuple[Settings, Database, SecretBox]:
@@ -200,4 +197,59 @@ def cmd_logout(args: argparse.Namespace) -> int:
         print(f"warning: Telegram did not confirm the logout ({problem}); the local session is deleted anyway",
               file=sys.stderr)
     _say(f"Logged out {args.name}; the stored session is deleted.")
+    return 0
+
+
+# --- administrators ---------------------------------------------------------------------------------
+
+def cmd_admin_add(args: argparse.Namespace) -> int:
+    from app.store.admin import AccountAdmin, AdminError, check_admin
+
+    try:
+        who = check_admin(args.who)
+    except AdminError as exc:
+        raise CliError(str(exc)) from None
+    db = Database(load_settings().database_url)
+    with db.session() as session:
+        if session.exec(select(AccountAdmin).where(AccountAdmin.account == args.name, AccountAdmin.who == who)).first():
+            raise CliError(f"{who} is already an administrator of {args.name}")
+        known = session.exec(select(TelegramAccountRow).where(TelegramAccountRow.name == args.name)).first()
+        session.add(AccountAdmin(account=args.name, who=who))
+    print(f"{who} is an administrator of {args.name}")
+    if known is None:
+        print(f"(no stored account is named {args.name} yet: it applies once one is, or to a simulated one)")
+    return 0
+
+
+def cmd_admin_remove(args: argparse.Namespace) -> int:
+    from app.store.admin import AccountAdmin, AdminError, check_admin
+
+    try:
+        who = check_admin(args.who)
+    except AdminError as exc:
+        raise CliError(str(exc)) from None
+    db = Database(load_settings().database_url)
+    with db.session() as session:
+        row = session.exec(select(AccountAdmin).where(AccountAdmin.account == args.name, AccountAdmin.who == who)).first()
+        if row is None:
+            raise CliError(f"{who} is not an administrator of {args.name}; `tgtrunk account admin list` shows them")
+        session.delete(row)
+    print(f"{who} is no longer an administrator of {args.name}")
+    return 0
+
+
+def cmd_admin_list(args: argparse.Namespace) -> int:
+    from app.store.admin import AccountAdmin
+
+    db = Database(load_settings().database_url)
+    query = select(AccountAdmin).order_by(AccountAdmin.account, AccountAdmin.who)
+    if args.name:
+        query = query.where(AccountAdmin.account == args.name)
+    with db.session() as session:
+        rows = list(session.exec(query))
+    if not rows:
+        print("no administrator" + (f" of {args.name}" if args.name else "") + ": add one with "
+              "`tgtrunk account admin add ACCOUNT @username`")
+    for row in rows:
+        print(f"{row.account:<16} {row.who}")
     return 0

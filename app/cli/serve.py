@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         lock = lock_data_dir(settings.data_dir)  # before anything in the data directory is written
     except DataDirInUse as exc:
         raise CliError(str(exc)) from None
-    from app.calls.gateway import serve  # imports pyrogram, which logs a line: after the refusal above
+    from app.gateway import serve  # imports pyrogram, which logs a line: after the refusal above
 
     try:
         check_ports_free(settings)

@@ -1,1 +1,1 @@
-"""Media: RTP from Asterisk's externalMedia channel <-> 48 kHz mono PCM frames for NTgCalls."""
+"""Media: RTP from Asterisk's externalMedia channel <-> little-endian PCM for NTgCalls (slin, 8 kHz)."""

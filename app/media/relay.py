@@ -3,7 +3,7 @@
 Asterisk sends slin (8 kHz, big-endian) in 20 ms RTP packets; NTgCalls takes and gives little-endian PCM
 frames. Each packet from Asterisk is byte-swapped and handed on at once; each frame from Telegram goes
 out at once as its own RTP packet (10 ms frames make 10 ms packets), so the relay adds no buffering.
-When Telegram sends nothing, a shared 20 ms clock sends silence so Asterisk's side never starves.
+When Telegram sends nothing, the shared 20 ms clock (`app.pacing`) has it send silence so Asterisk's side never starves.
 
 Sending is thread-safe: frames from Telegram are sent on NTgCalls' own thread, straight from its callback,
 so audio towards SIP never waits for the event loop; the silence clock runs on the loop. Both send through
@@ -19,7 +19,6 @@ import socket
 import sys
 import threading
 import time
-import weakref
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from hdrh.histogram import HdrHistogram
 
 from app.media.rtp import RtpError, RtpHeader, pack_header, parse
+from app.pacing import MediaClock
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ def swap16(data: bytes | memoryview) -> bytes:
 
 
 @dataclass
-class MediaCounters:
+class RtpStats:
+    """What one relay saw and sent; `to_record()` gives the call record's media fields."""
+
     packets_in: int = 0
     packets_out: int = 0
     lost_in: int = 0
@@ -64,6 +66,16 @@ class MediaCounters:
         histogram: HdrHistogram = getattr(self, which)
         return float(histogram.get_value_at_percentile(q)) if histogram.get_total_count() else 0.0
 
+    def to_record(self) -> dict[str, int | float]:
+        return {
+            "packets_in": self.packets_in, "packets_out": self.packets_out, "lost_in": self.lost_in,
+            "late_in": self.late_in, "jitter_ms": round(self.jitter_ms, 2), "silence_out": self.silence_out,
+            "delay_to_telegram_p50_us": round(self.percentile("delay_to_telegram_us", 50), 1),
+            "delay_to_telegram_p99_us": round(self.percentile("delay_to_telegram_us", 99), 1),
+            "delay_to_sip_p50_us": round(self.percentile("delay_to_sip_us", 50), 1),
+            "delay_to_sip_p99_us": round(self.percentile("delay_to_sip_us", 99), 1),
+        }
+
 
 def record_delay(histogram: HdrHistogram, seconds: float) -> None:
     histogram.record_value(min(int(seconds * 1e6), MAX_DELAY_US))
@@ -75,7 +87,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         self.sample_rate = sample_rate
         self.silence = bytes(sample_rate * 2 * PACKET_MS // 1000)
         self.on_pcm = on_pcm  # little-endian PCM from the SIP side, 20 ms pieces
-        self.counters = MediaCounters()
+        self.stats = RtpStats()
         self.remote: tuple[str, int] | None = None
         self.local_port = 0
         self._transport: asyncio.DatagramTransport | None = None
@@ -119,7 +131,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         try:
             header, payload = parse(data)
         except RtpError:
-            self.counters.bad_in += 1
+            self.stats.bad_in += 1
             return
         if self.remote is None:
             self.remote = addr  # symmetric RTP: answer where Asterisk sends from
@@ -127,18 +139,18 @@ class RtpRelay(asyncio.DatagramProtocol):
         if self.on_pcm is not None and payload:
             started = time.perf_counter()
             self.on_pcm(swap16(payload))
-            record_delay(self.counters.delay_to_telegram_us, time.perf_counter() - started)
+            record_delay(self.stats.delay_to_telegram_us, time.perf_counter() - started)
 
     def _count(self, header: RtpHeader, payload_len: int) -> None:
-        counters = self.counters
-        counters.packets_in += 1
+        stats = self.stats
+        stats.packets_in += 1
         expected = self._expected_seq
         if expected is not None:
             gap = (header.sequence - expected) & 0xFFFF
             if gap >= 0x8000:  # behind what was expected: late or duplicate
-                counters.late_in += 1
+                stats.late_in += 1
                 return
-            counters.lost_in += gap
+            stats.lost_in += gap
         self._expected_seq = (header.sequence + 1) & 0xFFFF
         # RFC 3550 interarrival jitter, in timestamp units, kept as milliseconds.
         arrival = time.monotonic() * self.sample_rate
@@ -146,7 +158,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         if self._last_transit is not None:
             delta = abs(transit - self._last_transit)
             self._jitter += (delta - self._jitter) / 16
-            counters.jitter_ms = self._jitter * 1000 / self.sample_rate
+            stats.jitter_ms = self._jitter * 1000 / self.sample_rate
         self._last_transit = transit
 
     # To Asterisk ------------------------------------------------------------------------------
@@ -157,7 +169,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         payload = swap16(pcm)
         with self._send_lock:
             if self._send(payload, len(pcm) // 2) and posted_at:
-                record_delay(self.counters.delay_to_sip_us, time.perf_counter() - posted_at)
+                record_delay(self.stats.delay_to_sip_us, time.perf_counter() - posted_at)
 
     def _send(self, payload: bytes, samples: int) -> bool:
         """One RTP packet; the caller holds `_send_lock`. False when there is nowhere to send it."""
@@ -168,12 +180,12 @@ class RtpRelay(asyncio.DatagramProtocol):
         try:
             sock.sendto(pack_header(header) + payload, remote)
         except OSError:  # socket buffer full or Asterisk's port gone: this packet is lost, the stream goes on
-            self.counters.send_errors += 1
+            self.stats.send_errors += 1
         self._marker = False
         self._sequence = (self._sequence + 1) & 0xFFFF
         self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
         self._last_sent = time.monotonic()
-        self.counters.packets_out += 1
+        self.stats.packets_out += 1
         return True
 
     def tick(self, now: float) -> None:
@@ -184,43 +196,4 @@ class RtpRelay(asyncio.DatagramProtocol):
             # Checked again under the lock: a frame from Telegram may have gone out on NTgCalls' thread meanwhile.
             quiet = time.monotonic() - self._last_sent >= PACKET_MS / 1000 * 1.5
             if quiet and self._send(self.silence, len(self.silence) // 2):
-                self.counters.silence_out += 1
-
-
-class MediaClock:
-    """One 20 ms timer for every relay of an event loop, instead of one timer per call."""
-
-    _per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock]" = weakref.WeakKeyDictionary()
-
-    def __init__(self) -> None:
-        self.relays: set[RtpRelay] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    @classmethod
-    def shared(cls) -> "MediaClock":
-        loop = asyncio.get_running_loop()
-        clock = cls._per_loop.get(loop)
-        if clock is None:
-            clock = cls._per_loop[loop] = cls()
-        return clock
-
-    def add(self, relay: RtpRelay) -> None:
-        self.relays.add(relay)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
-
-    def remove(self, relay: RtpRelay) -> None:
-        self.relays.discard(relay)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while self.relays:
-            now = time.monotonic()
-            for relay in list(self.relays):
-                relay.tick(now)
-            next_at += PACKET_MS / 1000
-            delay = next_at - loop.time()
-            if delay < -0.1:
-                next_at, delay = loop.time(), 0.0
-            await asyncio.sleep(max(delay, 0.0))
+                self.stats.silence_out += 1

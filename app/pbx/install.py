@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +59,10 @@ def asterisk_version(command: list[str]) -> str | None:
 def find_install(root: Path) -> AsteriskInstall | None:
     """The Asterisk to use: a built root wins, then a system one of version >= 20."""
     if (root / "usr/sbin/asterisk").exists():
+        if os.geteuid() != 0:
+            raise InstallError(f"Asterisk is installed in {root}, but it runs there through chroot, which needs root: "
+                               f"run tgtrunk as root, or use a system Asterisk >= {MIN_MAJOR} (as the container "
+                               f"image does)")
         version = asterisk_version(["chroot", str(root), "asterisk"])
         if version:
             return AsteriskInstall(root, version)
@@ -109,26 +115,50 @@ def install(root: Path, out=sys.stdout) -> AsteriskInstall:
 
 def _debootstrap(target: Path, mirror: str, out) -> None:
     command = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", "sid", str(target), mirror]
-    started = time.monotonic()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout
-    counts = {"Retrieving": 0, "Validating": 0, "Extracting": 0, "Unpacking": 0, "Configuring": 0}
-    last_phase = ""
-    tail: list[str] = []
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-20:]
-        words = line.split()
-        if len(words) >= 2 and words[0] == "I:" and words[1] in counts:
-            counts[words[1]] += 1
-            phase = words[1]
-            if phase != last_phase or counts[phase] % 25 == 0:
-                print(f"  [{time.monotonic() - started:5.0f}s] {phase.lower()} packages: {counts[phase]}", file=out, flush=True)
-                last_phase = phase
-        elif line.startswith(("I: Base system installed", "E:", "W: Failure")):
-            print(f"  {line.rstrip()}", file=out, flush=True)
+    tail = follow_debootstrap(proc.stdout, out)
     if proc.wait() != 0:
         print("\n".join(tail), file=out)
         raise InstallError(f"debootstrap failed (exit {proc.returncode}); the last lines of its output are above")
+
+
+def follow_debootstrap(lines: Iterable[str], out, clock: Callable[[], float] = time.monotonic) -> list[str]:
+    """debootstrap's ~400 lines as one progress line: the phase (of 3) and the packages done of the total (the
+    total is what was downloaded, so it is known from the second phase on). On a terminal the line is rewritten in
+    place; elsewhere (a log, a pipe) one line per phase. Returns the last 20 lines of the output (for an error)."""
+    started = clock()
+    tty = hasattr(out, "isatty") and out.isatty()
+    counts = {"Retrieving": 0, "Extracting": 0, "Unpacking": 0, "Configuring": 0}
+    phase = 0
+    tail: list[str] = []
+
+    def text() -> str:
+        total = counts["Retrieving"]
+        what = {1: f"downloading packages: {total}",
+                2: f"extracting the essential packages: {counts['Extracting']} (of {total})",
+                3: f"installing packages: {min(counts['Configuring'], total)}/{total} (unpacked {counts['Unpacking']})"}[phase]
+        return f"  [{clock() - started:4.0f}s] {phase}/3 {what}"
+
+    for line in lines:
+        tail = (tail + [line.rstrip()])[-20:]
+        words = line.split()
+        # One package each: "I: Retrieving libc6 2.41-1", "I: Extracting libc6...", "I: Unpacking libc6...",
+        # "I: Configuring libc6..." (not "I: Retrieving Packages", "I: Unpacking the base system...").
+        if words[:1] == ["I:"] and words[1:2] and words[1] in counts \
+                and len(words) == (4 if words[1] == "Retrieving" else 3) and words[2] != "Packages":
+            now = {"Retrieving": 1, "Extracting": 2}.get(words[1], 3)
+            if now != phase and phase and not tty:
+                print(text(), file=out, flush=True)
+            phase = max(phase, now)
+            counts[words[1]] += 1
+            if tty:
+                print("\r" + text().ljust(72), end="", file=out, flush=True)
+        elif line.startswith(("E:", "W: Failure")):
+            print(("\n" if tty else "") + f"  {line.rstrip()}", file=out, flush=True)
+    if phase:
+        print(("\r" + text().ljust(72)) if tty else text(), file=out, flush=True)
+    return tail
 
 
 def _step(out, text: str) -> None:

@@ -41,6 +41,8 @@ class LineSync:
         self.pushed_bans: tuple[str, ...] | None = None
         self.lines: dict[str, Line] = {}
         self._lock = asyncio.Lock()
+        self._states: dict[str, str] = {}  # each line's last recorded state, to tell its changes
+        self.on_state: Callable[[Line, str | None, str], None] | None = None  # (line, old state, new state)
 
     def line_for_endpoint(self, eid: str) -> str | None:
         for line in self.lines.values():
@@ -150,3 +152,7 @@ class LineSync:
                     session.delete(old)
             for name, (state, detail) in states.items():
                 session.merge(LineStatus(name=name, state=state, detail=detail, updated_at=utcnow()))
+        previous, self._states = self._states, {name: state for name, (state, _) in states.items()}
+        for name, state in self._states.items():
+            if previous.get(name) != state and self.on_state is not None:
+                self.on_state(self.lines[name], previous.get(name), state)

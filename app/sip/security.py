@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -93,6 +95,63 @@ class _Challenged:
     counted: bool
 
 
+class FollowedFile:
+    """A log file read as it grows, followed by name like `tail -F`: after a rename rotation (a new file under the
+    name, another inode) the old file is read to its end and the new one from its start; a file truncated in place
+    (copytruncate) is read again from its start. A file missing at first is read from its start once it appears;
+    one present at first from its end (what came before is not news)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: BinaryIO | None = None
+        self._buffer = b""
+        self._open(at_end=True)
+
+    def _open(self, at_end: bool) -> None:
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        if at_end:
+            handle.seek(0, os.SEEK_END)
+        self._handle = handle
+
+    def read_lines(self) -> list[str]:
+        if self._handle is None:
+            self._open(at_end=False)
+            if self._handle is None:
+                return []
+        data = self._handle.read()
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            current = None  # renamed away and not yet recreated: keep reading the old file
+        if current is not None:
+            opened = os.fstat(self._handle.fileno())
+            if (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev):
+                data += self._handle.read()  # what was written just before the rename
+                self._handle.close()
+                self._handle = None
+                if self._buffer or data:
+                    data += b"\n"  # the old file's last line ends here even without its newline
+                log.info("%s was rotated: reading the new file", self.path)
+                self._open(at_end=False)
+                if self._handle is not None:
+                    data += self._handle.read()
+            elif current.st_size < self._handle.tell():
+                log.info("%s was truncated: reading it from the start", self.path)
+                self._handle.seek(0)
+                data += self._handle.read()
+        self._buffer += data
+        *complete, self._buffer = self._buffer.split(b"\n")
+        return [raw.decode(errors="replace") for raw in complete if raw]
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
 class SecurityWatcher:
     def __init__(self, log_file: Path, db: Database, line_for_account: Callable[[str], str | None],
                  threshold: int, window_s: float, ban_s: float) -> None:
@@ -116,26 +175,15 @@ class SecurityWatcher:
         return sorted(address for address, until in self._banned.items() if until > now)
 
     async def run(self) -> None:
-        position = self.log_file.stat().st_size if self.log_file.exists() else 0
-        buffer = b""
-        while True:
-            try:
-                size = self.log_file.stat().st_size
-            except FileNotFoundError:
-                size = 0
-            if size < position:
-                position = 0  # a new file after a restart or rotation
-            if size > position:
-                with open(self.log_file, "rb") as handle:
-                    handle.seek(position)
-                    chunk = handle.read(size - position)
-                position += len(chunk)
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                for raw in complete:
-                    self.handle_line(raw.decode(errors="replace"))
-            self.flush()
-            await asyncio.sleep(0.2)
+        log_file = FollowedFile(self.log_file)
+        try:
+            while True:
+                for line in log_file.read_lines():
+                    self.handle_line(line)
+                self.flush()
+                await asyncio.sleep(0.2)
+        finally:
+            log_file.close()
 
     def handle_line(self, line: str, now: float | None = None) -> None:
         now = asyncio.get_running_loop().time() if now is None else now

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from typing import Annotated
 
@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic import Field as Check
 from sqlmodel import Field, SQLModel
 
+from app.store.line import utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+# The on/off session settings, as `tgtrunk account settings` flags (--dtmf-in/--no-dtmf-in, ...).
+SETTING_FLAGS = ("dtmf_in", "dtmf_out", "redial", "lines", "messages", "callback")
 
 
 class TelegramAccountRow(SQLModel, table=True):

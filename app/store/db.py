@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
+from app.store.backup import copy_database, sqlite_path, timestamped
 from app.store.secretfile import tighten
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,8 @@ def _import_tables() -> None:
     import app.store.ban  # noqa: F401
     import app.store.callrecord  # noqa: F401
     import app.store.conversation  # noqa: F401
-    try:
-        import app.store.account  # noqa: F401
-    except ModuleNotFoundError:
-        pass
+    import app.store.account  # noqa: F401
+    import app.store.admin  # noqa: F401
 
 
 class Database:
@@ -50,8 +49,8 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _import_tables()
+        add_new_columns(self.engine, before=self._before_upgrade)
         SQLModel.metadata.create_all(self.engine)
-        add_new_columns(self.engine)
         self.write_error: str | None = None
         self.held: deque[SQLModel] = deque(maxlen=HELD_ROWS_LIMIT)
 
@@ -71,6 +70,17 @@ class Database:
                 raise
             if written:
                 self.write_error = None
+
+    def _before_upgrade(self, changes: list[str]) -> None:
+        """A schema change is logged, and an SQLite file copied first (the copy is what an older tgtrunk reads)."""
+        path = sqlite_path(self.url)
+        if path is None or str(path) in ("", ":memory:"):
+            log.warning("database schema upgrade: adding column(s) %s", ", ".join(changes))
+            return
+        copy = timestamped(path, "upgrade")
+        copy_database(path, copy)
+        log.warning("database schema upgrade: adding column(s) %s; the database as it was is kept in %s",
+                    ", ".join(changes), copy)
 
     def add_or_hold(self, row: SQLModel) -> bool:
         """Write a row; if the database cannot take it, keep it for `write_held` (False then)."""
@@ -132,26 +142,28 @@ def _mark_written(session: Session, _flush_context: object) -> None:
     session.info["written"] = True
 
 
-def add_new_columns(engine: Engine) -> list[str]:
+def add_new_columns(engine: Engine, before: Callable[[list[str]], None] | None = None) -> list[str]:
     """Columns a newer tgtrunk added to an existing table are added to a database made by an older one.
 
     `create_all` only creates missing tables. New columns are nullable or have a constant default, so an
-    ALTER TABLE ADD COLUMN is the whole migration (see docs/decisions.md). Returns "table.column" added."""
+    ALTER TABLE ADD COLUMN is the whole migration (see docs/decisions.md). `before` is told the changes first.
+    Returns "table.column" added."""
     inspector = inspect(engine)
-    added: list[str] = []
+    present = {table.name: {column["name"] for column in inspector.get_columns(table.name)}
+               for table in SQLModel.metadata.sorted_tables if inspector.has_table(table.name)}
+    missing = [(table, column) for table in SQLModel.metadata.sorted_tables if table.name in present
+               for column in table.columns if column.name not in present[table.name]]
+    if not missing:
+        return []
+    added = [f"{table.name}.{column.name}" for table, column in missing]
+    if before is not None:
+        before(added)
     with engine.begin() as connection:
-        for table in SQLModel.metadata.sorted_tables:
-            if not inspector.has_table(table.name):
-                continue
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                default = column.default.arg if column.default is not None and column.default.is_scalar else None
-                clause = f" DEFAULT {_literal(default)}" if default is not None else ""
-                connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}'))
-                added.append(f"{table.name}.{column.name}")
+        for table, column in missing:
+            kind = column.type.compile(dialect=engine.dialect)
+            default = column.default.arg if column.default is not None and column.default.is_scalar else None
+            clause = f" DEFAULT {_literal(default)}" if default is not None else ""
+            connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}'))
     return added
 
 

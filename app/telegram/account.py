@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pyrogram import Client, raw
 from pyrogram import errors as tg
 from pyrogram.handlers import RawUpdateHandler
 
-from app.telegram.endpoint import Endpoint
+from app.telegram.callengine import SAMPLE_RATE, CallEngine
 from app.telegram.errors import AnonymousUser, PeerNotFound, call_error
 from app.telegram.peer import Peer
-from app.telegram.privatecall import DiscardReason, PrivateCall
+from app.telegram.privatecall import DhParams, DiscardReason, PrivateCall
+from app.telegram.target import Target, TargetError, TargetKind, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -26,31 +25,23 @@ T = TypeVar("T")
 IncomingCallback = Callable[[PrivateCall], Awaitable[None] | None]
 MessageCallback = Callable[[Peer, str], Awaitable[None] | None]
 
-_PHONE = re.compile(r"^\+?[0-9]{5,16}$")
-_USERNAME = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{2,31})$")
 ORPHAN_TTL_S = 10.0
 HANDLERS_DRAIN_TIMEOUT_S = 5.0  # on stop: how long incoming-call handlers get to finish after their calls ended
 DH_CONFIG_MAX_AGE_S = 3600.0  # Telegram rarely changes its prime; a changed one is picked up within the hour
 
 
-@dataclass(frozen=True)
-class DhParams:
-    g: int
-    p: bytes
-    random: bytes
-
-
 class TelegramAccount:
-    """Wraps a pyrogram `Client` (connected, authorized) and one NTgCalls endpoint."""
+    """Wraps a pyrogram `Client` (connected, authorized) and one NTgCalls call engine."""
 
     def __init__(self, client: Client, *, ring_timeout: float = 90.0, rpc_timeout: float = 10.0,
-                 rpc_retries: int = 2) -> None:
+                 rpc_retries: int = 2, sample_rate: int = SAMPLE_RATE) -> None:
         self.client = client
+        self.sample_rate = sample_rate  # of the PCM its calls take and give
         self.ring_timeout = ring_timeout
         self.rpc_timeout = rpc_timeout
         self.rpc_retries = rpc_retries
         self.me: Peer | None = None
-        self.endpoint: Endpoint | None = None  # type: ignore[assignment]
+        self.engine: CallEngine | None = None  # type: ignore[assignment]
         self.on_incoming_call: IncomingCallback | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self.on_message: MessageCallback | None = None
@@ -65,7 +56,7 @@ class TelegramAccount:
     async def start(self) -> "TelegramAccount":
         if not self.client.is_connected:
             await self.client.start()
-        self.endpoint = Endpoint()
+        self.engine = CallEngine(sample_rate=self.sample_rate)
         handler = RawUpdateHandler(self._on_raw_update)
         self.client.add_handler(handler, group=-100)
         self._handler = (handler, -100)
@@ -85,8 +76,8 @@ class TelegramAccount:
         if self._handler is not None:
             self.client.remove_handler(*self._handler)
             self._handler = None
-        if self.endpoint is not None:
-            await self.endpoint.close()
+        if self.engine is not None:
+            await self.engine.close()
         if self.client.is_connected:
             await self.client.stop()
 
@@ -128,20 +119,33 @@ class TelegramAccount:
 
     # --- targets ----------------------------------------------------------------------------------
 
-    async def resolve(self, target: str | int) -> Peer:
-        """`+phone`, `@username` or a numeric user id the account has already met."""
-        return await self._typed(self._resolve(str(target).strip()))
+    async def resolve(self, target: Target | str) -> Peer:
+        """A `Target`, or text in the one target grammar (`app.telegram.target`): +phone, @username, idUSERID."""
+        if isinstance(target, str):
+            try:
+                target = parse_target(target)
+            except TargetError as exc:
+                raise PeerNotFound(f"Not Found: {exc}") from None
+        if target.kind is TargetKind.PHONE:
+            return await self.resolve_phone(target.value)
+        if target.kind is TargetKind.USERNAME:
+            return await self.resolve_username(target.value)
+        return await self.resolve_user_id(int(target.value))
 
-    async def _resolve(self, target: str) -> Peer:
-        if target.lstrip("-").isdigit() and not target.startswith("+"):
-            return await self._resolve_id(int(target))
-        if target.startswith("+") or (_PHONE.match(target) and not target.startswith("@")):
-            return await self._resolve_phone(target.lstrip("+"))
-        match = _USERNAME.match(target)
-        if not match:
-            raise PeerNotFound(f"Not Found: {target!r} is not a +phone, @username or user id")
-        result = await self.invoke(raw.functions.contacts.ResolveUsername(username=match.group(1)))
-        return self._peer_from(result.users, result.peer.user_id if hasattr(result.peer, "user_id") else None)
+    async def resolve_phone(self, phone: str) -> Peer:
+        """Digits of an international number, without "+"."""
+        return await self._typed(self._resolve_phone(phone))
+
+    async def resolve_username(self, username: str) -> Peer:
+        return await self._typed(self._resolve_username(username))
+
+    async def resolve_user_id(self, user_id: int) -> Peer:
+        """Only a user the account has already met (Telegram needs the access hash): else `AnonymousUser`."""
+        return await self._typed(self._resolve_id(user_id))
+
+    async def _resolve_username(self, username: str) -> Peer:
+        result = await self.invoke(raw.functions.contacts.ResolveUsername(username=username))
+        return self._peer_from(result.users, getattr(result.peer, "user_id", None))
 
     async def _resolve_phone(self, phone: str) -> Peer:
         try:
@@ -182,12 +186,10 @@ class TelegramAccount:
 
     # --- calls ------------------------------------------------------------------------------------
 
-    async def call(self, target: Peer | str | int) -> PrivateCall:
+    async def call(self, target: Peer | Target | str) -> PrivateCall:
         """Place a call; returns once Telegram accepted the request (the call then rings or fails)."""
         peer = target if isinstance(target, Peer) else await self.resolve(target)
-        call = PrivateCall(self, peer, outgoing=True)
-        await call._request()
-        return call
+        return await PrivateCall.place(self, peer)
 
     def register(self, call: PrivateCall) -> None:
         assert call.id is not None
@@ -240,18 +242,17 @@ class TelegramAccount:
                 raw.functions.users.GetUsers(id=[raw.types.InputUser(user_id=phone_call.admin_id, access_hash=0)])
             )
             user = result[0]
-        call = PrivateCall(self, Peer.from_user(user), outgoing=False)
-        call._on_requested(phone_call)
+        call = PrivateCall.incoming(self, Peer.from_user(user), phone_call)
         call.from_gateway = call.peer.id in self.gateway_user_ids
         self.register(call)
-        if self.endpoint is not None and self.endpoint.busy_with(call.peer.id):
+        if self.engine is not None and self.engine.busy_with(call.peer.id):
             await call.hangup(DiscardReason.BUSY)  # NTgCalls keys calls by user: one call per peer
             return
         try:
             await self.invoke(raw.functions.phone.ReceivedCall(peer=call.input_call()))
         except Exception as exc:  # noqa: BLE001 - the caller may have hung up already
             log.info("ReceivedCall failed: %s", exc)
-        call._spawn(self._incoming_ring_timer(call))
+        call.start_ring_timer()
         self.incoming.put_nowait(call)
         if self.on_incoming_call is not None:
             result = self.on_incoming_call(call)
@@ -266,14 +267,6 @@ class TelegramAccount:
         self._handlers.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("the incoming-call handler failed", exc_info=task.exception())
-
-    async def _incoming_ring_timer(self, call: PrivateCall) -> None:
-        try:
-            await call.wait_accepted(self.ring_timeout)
-        except asyncio.TimeoutError:
-            await call.hangup(DiscardReason.MISSED)
-        except Exception:  # noqa: BLE001 - ended otherwise
-            pass
 
     def _route(self, call: PrivateCall, update: object) -> None:
         if isinstance(update, raw.types.UpdatePhoneCallSignalingData):

@@ -1,6 +1,6 @@
-"""Typed Telegram errors and the one table mapping Telegram failures to SIP codes.
+"""Typed Telegram errors: the one table from Telegram's error ids to error types and reasons.
 
-The SIP codes follow the reference Troubleshooting page (SIP -> Telegram and Telegram -> SIP sections).
+Protocol-neutral: what a SIP caller hears for each type is decided in `app/calls/codes.py`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from pyrogram import errors as tg
 
 
 class TelegramError(Exception):
-    """Any failure talking to Telegram, with what the SIP side should answer."""
-
-    sip_code: int = 500
+    """Any failure talking to Telegram."""
 
     def __init__(self, reason: str, retry_after: int | None = None, rpc: str | None = None) -> None:
         super().__init__(reason)
@@ -24,7 +22,7 @@ class TelegramError(Exception):
         self.rpc = rpc  # the Telegram error id, e.g. "USER_PRIVACY_RESTRICTED"
 
     def __str__(self) -> str:
-        return f"{self.sip_code} {self.reason}"
+        return self.reason
 
 
 class TelegramCallError(TelegramError):
@@ -32,41 +30,39 @@ class TelegramCallError(TelegramError):
 
 
 class PrivacyRestricted(TelegramCallError):
-    sip_code = 403
+    """The user's privacy settings do not allow this account to call."""
 
 
 class PeerNotFound(TelegramCallError):
-    sip_code = 404
+    """No such phone number or username."""
 
 
 class RpcTimeout(TelegramCallError):
-    sip_code = 408
+    """Telegram did not answer in time."""
 
 
 class PeerBusy(TelegramCallError):
-    sip_code = 486
+    """This account is already in a call with the user."""
 
 
 class AnonymousUser(TelegramCallError):
-    sip_code = 470
+    """A user id the account has never met."""
 
 
 class CallerIsGateway(TelegramCallError):
-    sip_code = 482
+    """An incoming call from another gateway account of this installation (it would loop)."""
 
 
 class Flood(TelegramCallError):
-    sip_code = 503
+    """Telegram's anti-spam limits."""
 
 
 class CallFailed(TelegramCallError):
-    sip_code = 500
+    """Anything else."""
 
 
 class LoginError(TelegramError):
     """Raised by the login flow; `reason` is the message shown to the user."""
-
-    sip_code = 403
 
 
 class PasswordNeeded(LoginError):

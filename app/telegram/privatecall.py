@@ -9,23 +9,17 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import ntgcalls
 from pyrogram import raw
 
-from app.telegram.endpoint import FRAME_10MS, CallMedia
+from app.pacing import TICK_S, MediaClock
+from app.telegram.callengine import CallEngine, CallMedia
 from app.telegram.errors import CallFailed, PeerBusy, TelegramCallError, TelegramError, call_error, rpc_id
 from app.telegram.peer import Peer
 
-if TYPE_CHECKING:
-    from app.telegram.account import TelegramAccount
-
 log = logging.getLogger(__name__)
-
-TICK_S = 0.020
-TICK_BYTES = 2 * FRAME_10MS
-MAX_BUFFER_BYTES = 10 * TICK_BYTES  # 200 ms; older audio is dropped rather than delayed
 
 
 class CallState(enum.Enum):
@@ -71,20 +65,6 @@ class CallEnd:
     duration: int  # seconds connected
     error: TelegramError | None = None
 
-    @property
-    def sip_code(self) -> int:
-        """What a SIP leg that never got answered should hear (200 after an answer)."""
-        if self.error is not None:
-            return self.error.sip_code
-        if self.answered:
-            return 200
-        return {
-            DiscardReason.BUSY: 486,
-            DiscardReason.HANGUP: 603,  # declined
-            DiscardReason.MISSED: 480,
-            DiscardReason.DISCONNECT: 500,
-        }[self.reason]
-
 
 class CallEnded(TelegramCallError):
     """Raised by `wait_*` when the call ended before reaching that state."""
@@ -92,16 +72,32 @@ class CallEnded(TelegramCallError):
     def __init__(self, end: CallEnd) -> None:
         super().__init__(f"call ended: {end.reason.value}")
         self.end = end
-        self.sip_code = end.sip_code
 
 
-AudioSource = Callable[[int], bytes]
+@dataclass(frozen=True)
+class DhParams:
+    g: int
+    p: bytes
+    random: bytes
+
+
+class CallHost(Protocol):
+    """What a call needs from its account (`TelegramAccount`)."""
+
+    engine: CallEngine
+    ring_timeout: float
+
+    async def invoke(self, function: Any, timeout: float | None = None) -> Any: ...
+    async def dh_config(self) -> DhParams: ...
+    def register(self, call: "PrivateCall") -> None: ...
+    def unregister(self, call: "PrivateCall") -> None: ...
 
 
 class PrivateCall:
-    """A call with one Telegram user; created by `TelegramAccount.call()` or delivered as incoming."""
+    """A call with one Telegram user; placed with `place()` (through `TelegramAccount.call()`) or made by the
+    account for an incoming request with `incoming()`."""
 
-    def __init__(self, account: "TelegramAccount", peer: Peer, outgoing: bool) -> None:
+    def __init__(self, account: CallHost, peer: Peer, outgoing: bool) -> None:
         self.account = account
         self.peer = peer
         self.outgoing = outgoing
@@ -109,11 +105,9 @@ class PrivateCall:
         self.id: int | None = None
         self.access_hash = 0
         self.from_gateway = False  # set for incoming calls from another gateway account (SIP 482)
-        self.on_audio: Callable[[bytes], None] | None = None  # SAMPLE_RATE mono s16le, 10 ms pieces
-        # Takes audio instead of `on_audio`, on NTgCalls' own thread: (pcm, perf_counter when handed over).
-        # For a thread-safe, non-blocking sink that must not wait for the event loop (the RTP relay).
-        self.on_audio_direct: Callable[[bytes, float], None] | None = None
-        self.audio_source: AudioSource | None = None  # pulled every 20 ms; defaults to send_frame's buffer
+        # The one way out: what the user says, in 10 ms pieces of mono s16le at the engine's rate, called on
+        # NTgCalls' own thread with (pcm, perf_counter when handed over). A thread-safe, non-blocking sink.
+        self.on_audio: Callable[[bytes, float], None] | None = None
         self.connected_at: float | None = None
         self.requested_at: float | None = None  # perf_counter() when phone.RequestCall went out
         loop = asyncio.get_running_loop()
@@ -122,7 +116,6 @@ class PrivateCall:
         self._connected: asyncio.Future[None] = loop.create_future()
         self.ended: asyncio.Future[CallEnd] = loop.create_future()
         self._g_a_hash = b""
-        self._buffer = bytearray()
         self._live_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._media_started = False
@@ -153,7 +146,7 @@ class PrivateCall:
         try:
             dh = await self.account.dh_config()
             await self._start_media()
-            g_b = await self.account.endpoint.init_exchange(self.peer.id, dh.g, dh.p, dh.random, self._g_a_hash)
+            g_b = await self.account.engine.init_exchange(self.peer.id, dh.g, dh.p, dh.random, self._g_a_hash)
             await self.account.invoke(
                 raw.functions.phone.AcceptCall(peer=self.input_call(), g_b=g_b, protocol=call_protocol())
             )
@@ -185,23 +178,27 @@ class PrivateCall:
                 log.info("DiscardCall for %s failed: %s", self, exc)
 
     def push_audio(self, pcm: bytes) -> None:
-        """Audio that its source already paces (RTP): handed to NTgCalls at once, in 10 ms frames.
+        """The one way in: audio its source already paces (RTP), mono s16le at the engine's rate, handed to
+        NTgCalls at once in 10 ms frames (exactly 10 ms: 20 ms frames were measured to arrive ~4 dB quieter).
 
-        The pacer stays quiet while live audio flows and fills silence when it stops, so no buffering
-        adds delay on the way to Telegram.
+        The shared 20 ms clock stays quiet while live audio flows and fills silence when it stops, so no
+        buffering adds delay on the way to Telegram.
         """
-        if self.ended.done():
-            return  # never into a newer call with the same user
-        endpoint, peer_id = self.account.endpoint, self.peer.id
-        for start in range(0, len(pcm) - FRAME_10MS + 1, FRAME_10MS):
-            endpoint.push_frame(peer_id, pcm[start : start + FRAME_10MS])
+        if self.ended.done() or not self._media_started:
+            return  # not before NTgCalls has the call, never into a newer call with the same user
+        engine, peer_id = self.account.engine, self.peer.id
+        frame = engine.frame_bytes
+        for start in range(0, len(pcm) - frame + 1, frame):
+            engine.push_frame(peer_id, pcm[start : start + frame])
         self._live_until = time.monotonic() + 1.5 * TICK_S
 
-    def send_frame(self, pcm: bytes) -> None:
-        """Queue 48 kHz mono s16le audio (any multiple of 10 ms) for the paced sender."""
-        self._buffer += pcm
-        if len(self._buffer) > MAX_BUFFER_BYTES:
-            del self._buffer[: len(self._buffer) - MAX_BUFFER_BYTES]
+    def tick(self, now: float) -> None:
+        """From the shared 20 ms clock: NTgCalls wants an unbroken outbound stream, silence when idle."""
+        if now >= self._live_until and not self.ended.done():
+            engine = self.account.engine
+            silence = bytes(engine.frame_bytes)
+            engine.push_frame(self.peer.id, silence)
+            engine.push_frame(self.peer.id, silence)
 
     @property
     def duration(self) -> int:
@@ -213,12 +210,19 @@ class PrivateCall:
 
     # --- outgoing ---------------------------------------------------------------------------------
 
+    @classmethod
+    async def place(cls, account: CallHost, peer: Peer) -> "PrivateCall":
+        """RequestCall; returns once Telegram took the request (the call then rings or fails)."""
+        call = cls(account, peer, outgoing=True)
+        await call._request()
+        return call
+
     async def _request(self) -> None:
         """RequestCall; raises a typed error if Telegram refuses."""
         try:
             dh = await self.account.dh_config()
             await self._start_media()
-            g_a_hash = await self.account.endpoint.init_exchange(self.peer.id, dh.g, dh.p, dh.random, None)
+            g_a_hash = await self.account.engine.init_exchange(self.peer.id, dh.g, dh.p, dh.random, None)
             self.requested_at = time.perf_counter()
             result = await self.account.invoke(
                 raw.functions.phone.RequestCall(
@@ -243,6 +247,10 @@ class PrivateCall:
         self.id, self.access_hash = phone_call.id, phone_call.access_hash
         self._set_state(CallState.WAITING)
         self.account.register(self)
+        self.start_ring_timer()
+
+    def start_ring_timer(self) -> None:
+        """Unanswered after the account's ring timeout, the call ends as missed (both directions)."""
         self._spawn(self._ring_timer())
 
     async def _ring_timer(self) -> None:
@@ -260,7 +268,7 @@ class PrivateCall:
         self._resolve(self._ringing)
         self._resolve(self._accepted)
         try:
-            auth = await self.account.endpoint.exchange_keys(self.peer.id, update.g_b, 0)
+            auth = await self.account.engine.exchange_keys(self.peer.id, update.g_b, 0)
             result = await self.account.invoke(
                 raw.functions.phone.ConfirmCall(
                     peer=self.input_call(),
@@ -275,13 +283,16 @@ class PrivateCall:
 
     # --- incoming ---------------------------------------------------------------------------------
 
-    def _on_requested(self, update: raw.types.PhoneCallRequested) -> None:
-        self.id, self.access_hash = update.id, update.access_hash
-        self._g_a_hash = update.g_a_hash
+    @classmethod
+    def incoming(cls, account: CallHost, peer: Peer, update: raw.types.PhoneCallRequested) -> "PrivateCall":
+        call = cls(account, peer, outgoing=False)
+        call.id, call.access_hash = update.id, update.access_hash
+        call._g_a_hash = update.g_a_hash
+        return call
 
     async def _on_confirmed(self, update: raw.types.PhoneCall) -> None:
         try:
-            await self.account.endpoint.exchange_keys(self.peer.id, update.g_a_or_b, update.key_fingerprint)
+            await self.account.engine.exchange_keys(self.peer.id, update.g_a_or_b, update.key_fingerprint)
             await self._connect(update)
         except Exception as exc:  # noqa: BLE001
             await self._fail(exc)
@@ -289,21 +300,20 @@ class PrivateCall:
     # --- both directions --------------------------------------------------------------------------
 
     async def _start_media(self) -> None:
-        endpoint = self.account.endpoint
-        if endpoint.busy_with(self.peer.id):  # NTgCalls keys calls by user: one call with each user at a time
+        engine = self.account.engine
+        if engine.busy_with(self.peer.id):  # NTgCalls keys calls by user: one call with each user at a time
             raise PeerBusy("this account is already in a call with the user")
-        endpoint.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
-                                                self._on_frame_direct))
+        engine.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame))
         # Owned from here: a hangup while NTgCalls still creates the call must stop it once created.
         self._media_started = True
-        await endpoint.create(self.peer.id)
+        await engine.create(self.peer.id)
         # NTgCalls wants an unbroken outbound stream from the start (silence when idle).
-        self._spawn(self._pace())
+        MediaClock.shared().add(self)
 
     async def _connect(self, phone_call: raw.types.PhoneCall) -> None:
         self._set_state(CallState.CONNECTING)
         servers = [_rtc_server(c) for c in phone_call.connections]
-        await self.account.endpoint.connect(
+        await self.account.engine.connect(
             self.peer.id,
             servers,
             list(phone_call.protocol.library_versions),
@@ -311,7 +321,7 @@ class PrivateCall:
             phone_call.custom_parameters.data if phone_call.custom_parameters else None,
         )
         # PLAYBACK only after connect_p2p: attaching it earlier crashes NTgCalls (upstream issue #51).
-        await self.account.endpoint.attach_playback(self.peer.id)
+        await self.account.engine.attach_playback(self.peer.id)
 
     def _on_signaling(self, data: bytes) -> None:
         if self.id is not None and not self.ended.done():
@@ -328,7 +338,7 @@ class PrivateCall:
     async def _on_signaling_update(self, data: bytes) -> None:
         if self._media_started and not self.ended.done():
             try:
-                await self.account.endpoint.signal(self.peer.id, data)
+                await self.account.engine.signal(self.peer.id, data)
             except ntgcalls.ConnectionNotFound:
                 pass  # the call ended while this signaling was on its way
 
@@ -340,44 +350,14 @@ class PrivateCall:
         elif state in (ntgcalls.ConnectionState.FAILED, ntgcalls.ConnectionState.TIMEOUT) and not self.ended.done():
             self._spawn(self.hangup(DiscardReason.DISCONNECT))
 
-    def _on_frame(self, pcm: bytes) -> None:
-        if self.on_audio is not None:
-            self.on_audio(pcm)
-
-    def _on_frame_direct(self, pcm: bytes, posted_at: float) -> bool:
-        sink = self.on_audio_direct  # read once: the loop may clear it meanwhile
-        if sink is None:
-            return False
-        sink(pcm, posted_at)
-        return True
+    def _on_frame(self, pcm: bytes, posted_at: float) -> None:
+        sink = self.on_audio  # read once: the loop may clear it meanwhile
+        if sink is not None:
+            sink(pcm, posted_at)
 
     def _on_discarded(self, update: raw.types.PhoneCallDiscarded) -> None:
         reason = DiscardReason.from_tl(update.reason)
         self._spawn(self._finish(CallEnd(reason, by_peer=True, answered=self._answered, duration=self.duration)))
-
-    async def _pace(self) -> None:
-        loop = asyncio.get_running_loop()
-        endpoint, peer_id = self.account.endpoint, self.peer.id
-        next_at = loop.time()
-        while not self.ended.done():
-            if time.monotonic() >= self._live_until:
-                chunk = self._next_chunk()
-                # Exactly 10 ms per frame: 20 ms frames were measured to arrive ~4 dB quieter.
-                endpoint.push_frame(peer_id, chunk[:FRAME_10MS])
-                endpoint.push_frame(peer_id, chunk[FRAME_10MS:])
-            next_at += TICK_S
-            delay = next_at - loop.time()
-            if delay < -0.2:  # fell far behind (loop stalled): resynchronise instead of bursting
-                next_at, delay = loop.time(), 0.0
-            await asyncio.sleep(max(delay, 0.0))
-
-    def _next_chunk(self) -> bytes:
-        if self.audio_source is not None:
-            chunk = self.audio_source(TICK_BYTES)
-        else:
-            chunk = bytes(self._buffer[:TICK_BYTES])
-            del self._buffer[:TICK_BYTES]
-        return chunk.ljust(TICK_BYTES, b"\0")[:TICK_BYTES]
 
     async def _fail(self, exc: BaseException) -> None:
         error = call_error(exc)
@@ -394,6 +374,7 @@ class PrivateCall:
             return
         self._set_state(CallState.ENDED)
         self.ended.set_result(end)
+        MediaClock.shared().remove(self)
         failure = CallEnded(end)
         for future in (self._ringing, self._accepted, self._connected):
             if not future.done():
@@ -401,7 +382,7 @@ class PrivateCall:
                 future.exception()  # nobody may be waiting; don't log "never retrieved"
         self.account.unregister(self)
         if self._media_started:
-            self.account.endpoint.release(self.peer.id)  # NTgCalls stops it once idle; the hang-up goes out now
+            self.account.engine.release(self.peer.id)  # NTgCalls stops it once idle; the hang-up goes out now
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:

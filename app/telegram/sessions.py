@@ -8,7 +8,8 @@ from typing import Any
 from pyrogram import Client
 from sqlmodel import select
 
-from app.store.account import TelegramAccountRow, utcnow
+from app.store.account import TelegramAccountRow
+from app.store.line import utcnow
 from app.store.db import Database
 from app.store.secretbox import SecretBox
 from app.telegram.account import TelegramAccount

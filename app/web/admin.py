@@ -1,6 +1,6 @@
 """Admin API: status, lines, call records, and the simulator's "call the gateway" button.
 
-Every request needs `Authorization: Bearer <token>`; the token is generated on first start into
+Every /api/ request needs `Authorization: Bearer <token>`; the token is generated on first start into
 `<data dir>/admin-token` (0600), which the CLI reads. A bad request is answered 4xx with a one-line reason;
 bodies are validated in full before anything is stored.
 """
@@ -41,6 +41,8 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
     @web.middleware
     async def auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         if request.path == "/healthz":  # for monitors and `tgtrunk status`: says which part fails, no secrets
+            return await handler(request)
+        if not request.path.startswith("/api/"):  # the admin pages (app/web/pages.py) log browsers in themselves
             return await handler(request)
         # Compared as bytes: compare_digest refuses non-ASCII text, and a header may hold anything.
         given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")

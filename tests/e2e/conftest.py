@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from app.calls.accounts import Accounts
 from app.store.callrecord import CallRecord
-from app.calls.gateway import Gateway
+from app.gateway import Gateway
 from app.settings import load_settings
 from app.sip.line import LineRequest, build_line
 from app.telegram.account import TelegramAccount

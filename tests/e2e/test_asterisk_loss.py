@@ -122,7 +122,7 @@ async def test_call_while_the_stasis_app_is_not_connected_gets_503(sim_gateway, 
     peer = await baresip_factory("127.0.0.2")
     assert (await peer.register("pbx1", "pw", sim_gateway.sip_server))["type"] == "REGISTER_OK"
     ari = sim_gateway.gateway.ari
-    events = next(task for task in sim_gateway.gateway._tasks if task.get_name() == "ari-events")
+    events = next(task for task in asyncio.all_tasks() if task.get_name() == "ari-events")  # the supervised task
     events.cancel()  # the events websocket closes: Asterisk has no application to hand the call to
 
     async def unregistered() -> None:

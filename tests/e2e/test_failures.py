@@ -52,6 +52,9 @@ async def test_each_failure_gives_its_sip_code(sim_gateway, sim_phone, baresip_f
         "malformed number": "404", "id never met": "470", "busy": "486", "no answer": "480",
         "declined": "603", "peer flood": "503", "flood wait": "503", "rpc timeout": "408",
     }
+    with sim_gateway.gateway.db.session() as session:
+        reasons = [r.reason for r in session.exec(select(CallRecord).where(CallRecord.result_code == 503))]
+    assert reasons == ["PEER_FLOOD", "Too Many Requests: retry after 30"]  # the wait said once, as the page has it
 
 
 async def test_line_without_running_account_is_503_and_unregistered_line_is_405(sim_gateway, baresip_factory):

@@ -1,4 +1,4 @@
-"""RtpRelay: RTP (big-endian slin48) <-> little-endian PCM, counters, silence when Telegram is quiet."""
+"""RtpRelay: RTP (big-endian slin, 8 kHz) <-> little-endian PCM, counters, silence when Telegram is quiet."""
 
 from __future__ import annotations
 
@@ -19,6 +19,40 @@ def test_header_round_trip_and_payload_offset():
     assert bytes(payload) == b"\x01\x02"
     with pytest.raises(RtpError):
         parse(b"\x00" * 12)
+
+
+def _packet(first: int, second: int, extra: bytes, payload: bytes, trailer: bytes = b"") -> bytes:
+    return bytes([first, second]) + (4660).to_bytes(2, "big") + (160).to_bytes(4, "big") + \
+        (0x11223344).to_bytes(4, "big") + extra + payload + trailer
+
+
+@pytest.mark.parametrize(("packet", "payload"), [
+    # two CSRCs (CC = 2): 8 bytes of contributing sources before the payload
+    (_packet(0x82, 0x0A, (2882400001).to_bytes(4, "big") + (3735928559).to_bytes(4, "big"), b"\x01\x02"),
+     b"\x01\x02"),
+    # padding (P): 3 bytes, the last one says how many
+    (_packet(0xA0, 0x0A, b"", b"\x01\x02\x03\x04", b"\x00\x00\x03"), b"\x01\x02\x03\x04"),
+    # a one-byte header extension (X, profile 0xBEDE) of one word, as WebRTC's MID / audio level
+    (_packet(0x90, 0x0A, b"\xbe\xde\x00\x01" + b"\x10\xff\x00\x00", b"\x05\x06"), b"\x05\x06"),
+    # all three at once
+    (_packet(0xB1, 0x8A, (7).to_bytes(4, "big") + b"\xbe\xde\x00\x01\x10\xff\x00\x00", b"\x07\x08",
+             b"\x00\x02"), b"\x07\x08"),
+])
+def test_payload_after_csrcs_extension_and_before_padding(packet: bytes, payload: bytes) -> None:
+    header, found = parse(packet)
+    assert (header.payload_type, header.sequence, header.timestamp, header.ssrc) == (10, 4660, 160, 0x11223344)
+    assert bytes(found) == payload
+
+
+@pytest.mark.parametrize("packet", [
+    _packet(0x82, 0x0A, b"\x00\x00\x00\x01", b""),  # says two CSRCs, carries one
+    _packet(0x90, 0x0A, b"\xbe\xde\x00\x04\x10\xff\x00\x00", b""),  # extension of 4 words, only 1 there
+    _packet(0x90, 0x0A, b"\xbe\xde", b""),  # extension header cut short
+    _packet(0xA0, 0x0A, b"", b"\x01", b"\x09"),  # padding longer than the packet's payload
+])
+def test_malformed_packets_are_refused(packet: bytes) -> None:
+    with pytest.raises(RtpError):
+        parse(packet)
 
 
 async def test_tone_crosses_two_relays_with_byte_order_and_level_kept():
@@ -45,7 +79,7 @@ async def test_tone_crosses_two_relays_with_byte_order_and_level_kept():
         assert audio == sent
         assert dominant_frequency(audio) == pytest.approx(1000, rel=0.02)
         assert rms_dbfs(audio) == pytest.approx(rms_dbfs(sent), abs=0.1)
-        assert receiver.counters.lost_in == 0
+        assert receiver.stats.lost_in == 0
     finally:
         sender.close()
         receiver.close()
@@ -65,12 +99,12 @@ async def test_gaps_count_as_loss_and_silence_fills_a_quiet_telegram_side():
         sender.send_pcm(bytes(320))
         # Telegram sends nothing now: the media clock keeps Asterisk fed with silence.
         async def silence() -> None:
-            while receiver.counters.packets_in < 6:
+            while receiver.stats.packets_in < 6:
                 arrived.clear()
                 await arrived.wait()
         await asyncio.wait_for(silence(), 2)
-        assert receiver.counters.lost_in == 3
-        assert sender.counters.silence_out >= 4
+        assert receiver.stats.lost_in == 3
+        assert sender.stats.silence_out >= 4
         assert all(not any(p) for p in got)
     finally:
         sender.close()
@@ -112,22 +146,22 @@ async def test_frames_sent_from_another_thread_keep_one_clean_rtp_stream():
         await asyncio.to_thread(ntgcalls_thread)
         relay.close()
         relay.send_pcm(frame)  # a frame still in flight after the call ended is dropped, not sent
-        await asyncio.wait_for(until(lambda: len(packets) == relay.counters.packets_out), 5)
+        await asyncio.wait_for(until(lambda: len(packets) == relay.stats.packets_out), 5)
         sequences = [header.sequence for header, _ in packets]
         assert sequences == [(sequences[0] + i) & 0xFFFF for i in range(len(sequences))]
         payloads = [payload for _, payload in packets]
         assert sum(1 for p in payloads if p == swap16(frame)) == frames
-        assert sum(1 for p in payloads if not any(p)) == relay.counters.silence_out > 0
+        assert sum(1 for p in payloads if not any(p)) == relay.stats.silence_out > 0
     finally:
         relay.close()
         transport.close()
 
 
 def test_delay_percentiles_come_from_a_fixed_size_histogram():
-    counters = RtpRelay(10, 8000).counters
+    stats = RtpRelay(10, 8000).stats
     for i in range(1, 1001):
-        record_delay(counters.delay_to_sip_us, i / 1e6)  # 1 .. 1000 us
-    record_delay(counters.delay_to_sip_us, 3600.0)  # an hour-long stall is clamped, not an error
-    assert counters.percentile("delay_to_sip_us", 50) == pytest.approx(500, rel=0.01)
-    assert counters.percentile("delay_to_sip_us", 99) == pytest.approx(990, rel=0.01)
-    assert counters.percentile("delay_to_telegram_us", 99) == 0.0
+        record_delay(stats.delay_to_sip_us, i / 1e6)  # 1 .. 1000 us
+    record_delay(stats.delay_to_sip_us, 3600.0)  # an hour-long stall is clamped, not an error
+    assert stats.percentile("delay_to_sip_us", 50) == pytest.approx(500, rel=0.01)
+    assert stats.percentile("delay_to_sip_us", 99) == pytest.approx(990, rel=0.01)
+    assert stats.percentile("delay_to_telegram_us", 99) == 0.0

@@ -106,9 +106,10 @@ async def test_a_crashing_background_task_is_restarted_and_shown_in_healthz_and_
     assert "task security-log" in status.out and "IsADirectoryError" in status.out, status.out
     assert sum("Traceback" in line for line in gateway.lines[start:]) == 1
 
+    # The log is followed by name, so the task keeps failing (and /healthz says so) while the directory is there.
     shutil.rmtree(log_file)
-    await gateway.wait_log(r"background task security-log is running again after 1 failure\(s\)", timeout=10,
+    await gateway.wait_log(r"background task security-log is running again after \d+ failure\(s\)", timeout=10,
                            start=start)
     code, health = healthz(gateway)
-    assert code == 200 and health["ok"] and health["tasks"]["security-log"]["restarts"] == 1, health
+    assert code == 200 and health["ok"] and health["tasks"]["security-log"]["restarts"] >= 1, health
     assert "health:   ok" in (await gateway.cli("status")).out

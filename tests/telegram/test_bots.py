@@ -11,7 +11,6 @@ from app.telegram.bot import InlineBot, Menu
 from app.telegram.chat import ChatSender, NoInlineResult
 from app.telegram.sim import SimClient, SimNetwork
 
-from tests.telegram.conftest import PhoneFactory
 
 TOKEN = "123456:bot-token"
 
@@ -46,7 +45,7 @@ async def test_inline_result_with_buttons_reaches_the_chat_and_a_press_is_answer
     try:
         bob = await make_phone("bob")
         chat = ChatSender(gateway)
-        peer = await gateway.resolve("@bob")
+        peer = await gateway.resolve_username("bob")
         assert await chat.inline(peer, await gateway.resolve("@menu_bot"), "menu 1")
         message = await bob.wait_message(lambda m: m.via_bot_id == bot.id)
         assert message.text == "Call ended (menu 1)" and message.from_id == gateway.me.id
@@ -61,7 +60,7 @@ async def test_an_inline_bot_without_results_or_offline_is_a_clear_error(network
     await make_phone("bob")
     bot = await start_bot(network, "menu_bot", lambda user, query: None)
     chat = ChatSender(gateway)
-    peer = await gateway.resolve("@bob")
+    peer = await gateway.resolve_username("bob")
     try:
         with pytest.raises(NoInlineResult, match="answered no result"):
             await chat.inline(peer, await gateway.resolve("@menu_bot"), "anything")
@@ -76,7 +75,7 @@ async def test_flood_wait_is_waited_out_then_sent_once(network, gateway, make_ph
     bob = await make_phone("bob")
     bot = await start_bot(network, "menu_bot", lambda user, query: Menu("hello"))
     chat = ChatSender(gateway)
-    peer, menu_bot = await gateway.resolve("@bob"), await gateway.resolve("@menu_bot")
+    peer, menu_bot = await gateway.resolve_username("bob"), await gateway.resolve("@menu_bot")
     network.inject(function, "FLOOD_WAIT_2", user_id=gateway.me.id)
     started = time.monotonic()
     try:
@@ -94,7 +93,7 @@ async def test_flood_wait_is_waited_out_then_sent_once(network, gateway, make_ph
 async def test_long_flood_wait_and_peer_flood_drop_the_message_with_a_log_line(network, gateway, make_phone, caplog):
     bob = await make_phone("bob")
     chat = ChatSender(gateway, max_wait_s=60)
-    peer = await gateway.resolve("@bob")
+    peer = await gateway.resolve_username("bob")
     network.inject("messages.SendMessage", "FLOOD_WAIT_3600", user_id=gateway.me.id)
     network.inject("messages.SendMessage", "PEER_FLOOD", user_id=gateway.me.id)
     started = time.monotonic()

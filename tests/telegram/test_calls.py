@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from app.telegram.account import TelegramAccount
-from app.telegram.endpoint import SAMPLE_RATE
-from app.telegram.privatecall import TICK_BYTES, CallEnded, CallState, DiscardReason, PrivateCall
+from app.calls.codes import for_end, for_error
+from app.telegram.callengine import SAMPLE_RATE
+from app.telegram.privatecall import CallEnded, CallState, DiscardReason, PrivateCall
 from app.telegram.errors import TelegramError
-from app.telegram.sim import Behaviour, SimNetwork, SimPhone, Tone
+from app.telegram.sim import Behaviour, CallAudio, SimNetwork, SimPhone, Tone
 from app.telegram.sim.network import TIMEOUT
 
 from tests.audio import dominant_frequency, level_dbfs
@@ -17,23 +18,14 @@ from tests.telegram.conftest import RING_TIMEOUT, PhoneFactory
 ONE_SECOND = SAMPLE_RATE * 2  # bytes of one second of mono s16le
 
 
-async def feed_tone(call: PrivateCall, hz: float, dbfs: float) -> None:
-    """What the SIP side will do: push 20 ms frames through send_frame, paced like RTP."""
-    tone = Tone(hz, dbfs)
-    loop = asyncio.get_running_loop()
-    next_at = loop.time()
-    while not call.ended.done():
-        call.send_frame(tone(TICK_BYTES))
-        next_at += 0.020
-        await asyncio.sleep(max(0.0, next_at - loop.time()))
-
-
 class Recorder:
-    def __init__(self, call: PrivateCall) -> None:
+    """What the SIP side does: push 20 ms of a tone through push_audio, paced like RTP; and record what it hears."""
+
+    def __init__(self, call: PrivateCall, hz: float | None = None, dbfs: float = -12.0) -> None:
         self.pcm = bytearray()
         self._want = 0
         self._enough: asyncio.Future[None] | None = None
-        call.on_audio = self._on_audio
+        CallAudio(call, self._on_audio, Tone(hz, dbfs) if hz else None)
 
     def _on_audio(self, pcm: bytes) -> None:
         self.pcm.extend(pcm)
@@ -59,8 +51,7 @@ def assert_tone(pcm: bytes, hz: float, dbfs: float) -> None:
 async def test_outgoing_call_carries_tone_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
     alice = await make_phone("alice", Behaviour(tone_hz=1000, tone_dbfs=-12))
     call = await gateway.call(await gateway.resolve("@alice"))
-    heard = Recorder(call)
-    feeder = asyncio.ensure_future(feed_tone(call, 1000, -18))
+    heard = Recorder(call, 1000, -18)
     await call.wait_ringing(5)
     await call.wait_accepted(5)
     await call.wait_connected(10)
@@ -72,7 +63,6 @@ async def test_outgoing_call_carries_tone_both_ways(gateway: TelegramAccount, ma
     await call.hangup()
     end = await asyncio.wait_for(alice.calls[0].ended, 5)
     assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, True)
-    await feeder
 
 
 async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
@@ -81,8 +71,7 @@ async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, ma
     call = await asyncio.wait_for(gateway.incoming.get(), 5)
     assert call.state is CallState.RINGING and call.peer.username == "bob" and call.peer.phone == "+" + bob.user.phone
     await bob_call.wait_ringing(5)
-    heard = Recorder(call)
-    feeder = asyncio.ensure_future(feed_tone(call, 1000, -14))
+    heard = Recorder(call, 1000, -14)
     await call.accept()
     await bob_call.wait_accepted(5)
     await call.wait_connected(10)
@@ -93,14 +82,13 @@ async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, ma
     await bob_call.hangup()
     end = await asyncio.wait_for(call.ended, 5)
     assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, True)
-    await feeder
 
 
 async def test_user_declines(gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:
     await make_phone("carol", Behaviour(answer="decline"))
     call = await gateway.call("@carol")
     end = await asyncio.wait_for(call.ended, 5)
-    assert (end.reason, end.by_peer, end.answered, end.sip_code) == (DiscardReason.HANGUP, True, False, 603)
+    assert (end.reason, end.by_peer, end.answered, for_end(end).code) == (DiscardReason.HANGUP, True, False, 603)
     assert network.calls[call.id].discard_reason == "hangup"
 
 
@@ -110,7 +98,7 @@ async def test_user_busy(gateway: TelegramAccount, make_phone: PhoneFactory) -> 
     try:
         await call.wait_accepted(5)
     except CallEnded as exc:
-        assert exc.sip_code == 486
+        assert for_end(exc.end).code == 486
     else:
         raise AssertionError("a busy user answered")
     end = call.ended.result()
@@ -122,7 +110,7 @@ async def test_no_answer_times_out_as_missed(gateway: TelegramAccount, make_phon
     call = await gateway.call("@erin")
     await call.wait_ringing(5)
     end = await asyncio.wait_for(call.ended, RING_TIMEOUT + 5)
-    assert (end.reason, end.by_peer, end.sip_code) == (DiscardReason.MISSED, False, 480)
+    assert (end.reason, end.by_peer, for_end(end).code) == (DiscardReason.MISSED, False, 480)
     their = await asyncio.wait_for(erin.calls[0].ended, 5)
     assert (their.reason, their.by_peer) == (DiscardReason.MISSED, True)
 
@@ -140,7 +128,7 @@ async def test_user_hangs_up_connected_call(gateway: TelegramAccount, make_phone
     call = await gateway.call("@gina")
     await call.wait_connected(10)
     end = await asyncio.wait_for(call.ended, 10)
-    assert (end.reason, end.by_peer, end.answered, end.sip_code) == (DiscardReason.HANGUP, True, True, 200)
+    assert (end.reason, end.by_peer, end.answered, for_end(end).code) == (DiscardReason.HANGUP, True, True, 200)
 
 
 async def test_gateway_declines_incoming_as_busy(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
@@ -149,7 +137,7 @@ async def test_gateway_declines_incoming_as_busy(gateway: TelegramAccount, make_
     call = await asyncio.wait_for(gateway.incoming.get(), 5)
     await call.hangup(DiscardReason.BUSY)
     end = await asyncio.wait_for(hank_call.ended, 5)
-    assert (end.reason, end.by_peer, end.sip_code) == (DiscardReason.BUSY, True, 486)
+    assert (end.reason, end.by_peer, for_end(end).code) == (DiscardReason.BUSY, True, 486)
 
 
 async def test_caller_gives_up_while_gateway_rings(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
@@ -173,18 +161,18 @@ async def test_unanswered_incoming_call_is_missed(gateway: TelegramAccount, make
 
 
 async def test_chat_messages_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
-    kim = await make_phone("kim", Behaviour(autoreply="pong"))
+    kim = await make_phone("kimberly", Behaviour(autoreply="pong"))
     got: asyncio.Queue[tuple[object, str]] = asyncio.Queue()
     gateway.on_message = lambda peer, text: got.put_nowait((peer, text))
-    await gateway.send_message(await gateway.resolve("@kim"), "ping")
+    await gateway.send_message(await gateway.resolve("@kimberly"), "ping")
     peer, text = await asyncio.wait_for(got.get(), 5)
-    assert (peer.username, text) == ("kim", "pong")
+    assert (peer.username, text) == ("kimberly", "pong")
     assert kim.messages[0][1] == "ping"
 
 
 async def no_calls_left(gateway: TelegramAccount, *phones: SimPhone) -> None:
     """Until no NTgCalls call is left in the gateway's engine or the people's."""
-    endpoints = [gateway.endpoint] + [phone.account.endpoint for phone in phones if phone.account]
+    endpoints = [gateway.engine] + [phone.account.engine for phone in phones if phone.account]
     while any([await endpoint.ntg.calls() for endpoint in endpoints if endpoint]):
         await asyncio.sleep(0.05)
 
@@ -218,9 +206,9 @@ async def test_caller_giving_up_during_request_call_leaves_nothing_behind(
         gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:
     """A SIP CANCEL while RequestCall is on its way: the NTgCalls call made for it must be stopped, or every later
     call with that user fails (NTgCalls keys calls by user)."""
-    leo = await make_phone("leo", Behaviour(echo=True, record=False))
+    leo = await make_phone("leonard", Behaviour(echo=True, record=False))
     network.inject("phone.RequestCall", TIMEOUT)  # Telegram takes its time to answer
-    placing = asyncio.ensure_future(gateway.call("@leo"))
+    placing = asyncio.ensure_future(gateway.call("@leonard"))
 
     async def request_sent() -> None:
         while (gateway.me.id, "phone.RequestCall") not in network.requests:
@@ -231,7 +219,7 @@ async def test_caller_giving_up_during_request_call_leaves_nothing_behind(
     assert placing.cancelled()
 
     await asyncio.wait_for(no_calls_left(gateway), 5)
-    call = await gateway.call("@leo")  # and leo can be called again
+    call = await gateway.call("@leonard")  # and leo can be called again
     await call.wait_connected(10)
     await call.hangup()
     assert len(leo.calls) == 1  # the given-up call never reached him
@@ -239,13 +227,13 @@ async def test_caller_giving_up_during_request_call_leaves_nothing_behind(
 
 async def test_second_call_to_the_same_user_is_busy_and_the_first_goes_on(
         gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
-    await make_phone("mia", Behaviour(echo=True, record=False))
-    first = await gateway.call("@mia")
+    await make_phone("miriam", Behaviour(echo=True, record=False))
+    first = await gateway.call("@miriam")
     await first.wait_connected(10)
     try:
-        await gateway.call("@mia")
+        await gateway.call("@miriam")
     except TelegramError as exc:
-        assert exc.sip_code == 486
+        assert for_error(exc).code == 486
     else:
         raise AssertionError("a second simultaneous call with the same user was placed")
     assert first.state is CallState.CONNECTED and not first.ended.done()

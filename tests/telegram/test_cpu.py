@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from app.telegram.account import TelegramAccount
-from app.telegram.sim import Behaviour, Tone
+from app.telegram.sim import Behaviour, CallAudio, Tone
 
 from tests.telegram.conftest import PhoneFactory
 
@@ -27,7 +27,7 @@ async def test_cpu_per_connected_call(gateway: TelegramAccount, make_phone: Phon
     for i in range(CALLS):
         await make_phone(f"load{i}", Behaviour(tone_hz=440 + 110 * i))
         call = await gateway.call(f"@load{i}")
-        call.audio_source = Tone(1000)
+        CallAudio(call, source=Tone(1000))
         calls.append(call)
     await asyncio.gather(*(c.wait_connected(10) for c in calls))
     busy = await cpu_share(SECONDS)

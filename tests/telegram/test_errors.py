@@ -8,6 +8,7 @@ import pytest
 from pyrogram import errors as tg
 from pyrogram import raw
 
+from app.calls import codes
 from app.telegram import errors
 from app.telegram.account import TelegramAccount
 from app.telegram.sim import Behaviour, Privacy, SimNetwork
@@ -43,21 +44,17 @@ def rpc(message: str) -> tg.RPCError:
 def test_call_error_table(message: str, kind: type, sip_code: int, retry_after: int | None) -> None:
     error = errors.call_error(rpc(message))
     assert type(error) is kind
-    assert (error.sip_code, error.retry_after) == (sip_code, retry_after)
+    assert (codes.for_error(error).code, error.retry_after) == (sip_code, retry_after)
     assert error.rpc == message or (message.startswith("FLOOD_WAIT") and error.rpc == "FLOOD_WAIT_X")
 
 
 def test_timeouts_are_408() -> None:
-    assert errors.call_error(TimeoutError("Request timed out")).sip_code == 408
-    assert errors.call_error(asyncio.TimeoutError()).sip_code == 408
-
-
-def test_caller_gateway_is_482() -> None:
-    assert errors.CallerIsGateway("Caller has active gateway accounts").sip_code == 482
+    assert codes.for_error(errors.call_error(TimeoutError("Request timed out"))).code == 408
+    assert codes.for_error(errors.call_error(asyncio.TimeoutError())) == (408, "Timeout of waiting RPC result")
 
 
 def test_flood_reason_says_how_long() -> None:
-    assert str(errors.call_error(rpc("FLOOD_WAIT_42"))) == "503 Too Many Requests: retry after 42"
+    assert codes.for_error(errors.call_error(rpc("FLOOD_WAIT_42"))) == (503, "Too Many Requests: retry after 42")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +80,7 @@ def test_password_needed_is_its_own_type() -> None:
 async def expect(coro: object, kind: type[errors.TelegramError], sip_code: int) -> errors.TelegramError:
     with pytest.raises(kind) as info:
         await coro  # type: ignore[misc]
-    assert info.value.sip_code == sip_code
+    assert codes.for_error(info.value).code == sip_code
     return info.value
 
 
@@ -120,9 +117,9 @@ async def test_unknown_username_and_phone(gateway: TelegramAccount) -> None:
 
 async def test_id_never_seen_is_anonymous(gateway: TelegramAccount, network: SimNetwork) -> None:
     stranger = network.add_user("+15558888888", "Stranger", username="stranger")
-    await expect(gateway.resolve(str(stranger.id)), errors.AnonymousUser, 470)
+    await expect(gateway.resolve_user_id(stranger.id), errors.AnonymousUser, 470)
     await gateway.resolve("@stranger")  # now the account has met them
-    assert (await gateway.resolve(str(stranger.id))).username == "stranger"
+    assert (await gateway.resolve(f"id{stranger.id}")).username == "stranger"
 
 
 async def test_rpc_timeout(gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:

@@ -67,7 +67,7 @@ def test_every_command_has_help(env):
 
 def test_account_max_calls_is_set_shown_and_picked_up_by_a_running_gateway(env, tmp_path):
     from app.calls.accounts import Accounts
-    from app.calls.callsession import AccountHandle
+    from app.calls.accounts import AccountHandle
     from app.store.account import TelegramAccountRow
     from app.store.db import Database
 

@@ -3,8 +3,14 @@ import time
 import pytest
 
 from app.sip.callerid import caller_fields, caller_id
-from app.sip.dialplan import DialError, RuleError, Target, TargetKind, apply_rules, target_for
+from app.sip.dialplan import RuleError, apply_rules
 from app.sip.line import LineError, LineRequest, build_line, check_rule
+from app.telegram.target import Target, TargetError, TargetKind, parse_target
+
+
+def target_for(rules: list[str], dialled: str) -> Target:
+    """As a call from SIP reads the dialled string: the line's rules, then the one target grammar."""
+    return parse_target(apply_rules(rules, dialled))
 
 
 @pytest.mark.parametrize(("dialled", "target"), [
@@ -15,14 +21,16 @@ from app.sip.line import LineError, LineRequest, build_line, check_rule
     ("alice", Target(TargetKind.USERNAME, "alice")),
     ("id123456789", Target(TargetKind.USER_ID, "123456789")),
     ("tg42", Target(TargetKind.USER_ID, "42")),
+    ("echo", Target(TargetKind.USERNAME, "echo")),  # 4 characters: the shortest usernames Telegram has
+    ("+123456789012345", Target(TargetKind.PHONE, "123456789012345")),  # E.164's 15 digits
 ])
 def test_dial_strings(dialled, target):
     assert target_for([], dialled) == target
 
 
-@pytest.mark.parametrize("dialled", ["12", "+1-555", "@ab", "*#"])
+@pytest.mark.parametrize("dialled", ["12", "+1-555", "@ab", "@abc", "+1234567890123456", "*#", "tg" + "1" * 31])
 def test_malformed_numbers_say_what_is_understood(dialled):
-    with pytest.raises(DialError, match=r"dial \+PHONE, @username"):
+    with pytest.raises(TargetError, match=r"dial \+PHONE, @username"):
         target_for([], dialled)
 
 

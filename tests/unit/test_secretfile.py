@@ -90,7 +90,7 @@ def test_a_full_disk_leaves_no_empty_secret_behind(tmp_path: Path) -> None:
     to be read as the secret at the next start."""
     result = run_on_full_disk("""
         from app.settings import load_settings
-        from app.calls.gateway import ari_password
+        from app.gateway import ari_password
         from app.store.secretbox import load_or_create_key
         settings = load_settings()
         for load in (lambda: ari_password(settings), lambda: load_or_create_key(settings.secret_key_path)):

@@ -695,6 +695,13 @@ class SimNetwork(BotServer):
         self._authorized.pop(conn.auth_key, None)
         return raw.types.auth.LoggedOut()
 
+    def revoke_sessions(self, user_id: int) -> int:
+        """The user terminated every session (Settings > Devices): their keys get AUTH_KEY_UNREGISTERED."""
+        keys = [key for key, uid in self._authorized.items() if uid == user_id]
+        for key in keys:
+            del self._authorized[key]
+        return len(keys)
+
     def authorizations(self, user_id: int) -> int:
         """How many gateway sessions are logged in to this account (for tests)."""
         return sum(1 for uid in self._authorized.values() if uid == user_id)

@@ -1,4 +1,4 @@
-"""A simulated person's Telegram app: a real pyrogram client + call engine + NTgCalls endpoint, scripted.
+"""A simulated person's Telegram app: a real pyrogram client and its own CallEngine (NTgCalls), scripted.
 
 Simulated people use the same engine as the gateway, but everything they say reaches the gateway through the
 simulated servers (TL bytes), which check the protocol (access hashes, call states, g_a against g_a_hash).
@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 from pyrogram import raw
 
 from app.telegram.account import TelegramAccount
-from app.telegram.endpoint import SAMPLE_RATE
 from app.telegram.errors import TelegramError
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
+from app.telegram.sim.audio import CallAudio, Tone
 from app.telegram.sim.bots import SimMessage
 from app.telegram.sim.network import SimNetwork, SimUser
 from app.telegram.sim.stats import PhoneStats
@@ -40,21 +38,6 @@ class Behaviour:
     autoreply: str | None = None  # answer every chat message with this text
 
 
-class Tone:
-    """A continuous sine as an audio source (phase kept across chunks)."""
-
-    def __init__(self, hz: float, dbfs: float = -12.0) -> None:
-        self.step = 2 * math.pi * hz / SAMPLE_RATE
-        self.amplitude = min(32767 * 10 ** (dbfs / 20), 32767)  # dBFS relative to a full-scale sine
-        self.phase = 0.0
-
-    def __call__(self, n_bytes: int) -> bytes:
-        n = n_bytes // 2
-        phases = self.phase + self.step * np.arange(n)
-        self.phase = float((self.phase + self.step * n) % (2 * math.pi))
-        return (self.amplitude * np.sin(phases)).astype("<i2").tobytes()
-
-
 @dataclass
 class SimPhone:
     """One simulated user online with an app; `calls` collects every call it saw, `heard` its audio."""
@@ -67,6 +50,7 @@ class SimPhone:
     heard: bytearray = field(default_factory=bytearray)
     messages: list[tuple[Peer, str]] = field(default_factory=list)
     stats: PhoneStats = field(default_factory=PhoneStats)  # counted whether or not `record` keeps the PCM
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.stats.user_id = self.user.id
@@ -98,7 +82,8 @@ class SimPhone:
     async def say(self, target: str | int, text: str) -> None:
         """Send a chat message to `target` (e.g. the gateway account's +phone)."""
         assert self.account is not None
-        await self.account.send_message(await self.account.resolve(target), text)
+        peer = await (self.account.resolve_user_id(target) if isinstance(target, int) else self.account.resolve(target))
+        await self.account.send_message(peer, text)
 
     async def wait_message(self, predicate: Callable[[SimMessage], bool] = lambda m: True,
                            timeout: float = 10.0, after: int = 0) -> SimMessage:
@@ -139,10 +124,8 @@ class SimPhone:
         self.calls.append(call)
         self.stats.calls += 1
         b = self.behaviour
-        if b.tone_hz:
-            call.audio_source = Tone(b.tone_hz, b.tone_dbfs)
 
-        def on_audio(pcm: bytes) -> None:
+        def on_heard(pcm: bytes) -> None:
             self.stats.heard(pcm)
             if b.record:
                 self.heard.extend(pcm)
@@ -150,11 +133,14 @@ class SimPhone:
                 if future is not None and not future.done() and len(self.heard) >= self._want:
                     future.set_result(None)
             if b.echo:
-                call.send_frame(pcm)
+                audio.echo(pcm)
 
-        call.on_audio = on_audio
+        source = Tone(b.tone_hz, b.tone_dbfs, call.account.engine.sample_rate) if b.tone_hz else None
+        audio = CallAudio(call, on_heard, source)
         if b.hangup_after is not None:
-            call._spawn(self._hangup_later(call, b.hangup_after))
+            task = asyncio.ensure_future(self._hangup_later(call, b.hangup_after))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _hangup_later(self, call: PrivateCall, delay: float) -> None:
         try:

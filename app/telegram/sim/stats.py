@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from app.telegram.endpoint import SAMPLE_RATE
+from app.telegram.callengine import SAMPLE_RATE
 
 BYTES_PER_SECOND = SAMPLE_RATE * 2  # mono s16le
 

@@ -1,16 +1,15 @@
 """One NTgCalls instance shared by every call of one account, with its thread callbacks moved onto asyncio.
 
-NTgCalls raises its callbacks on its own threads; each is handed to the loop with `call_soon_threadsafe`
-and routed to the `CallMedia` registered for that peer id. Audio frames may skip the loop: a call whose
-`CallMedia.on_frame_direct` takes them gets them right on NTgCalls' thread (the gateway sends them on as
-RTP from there, so a busy loop never delays audio on its way to SIP).
+NTgCalls raises its callbacks on its own threads; signaling and connection states are handed to the loop with
+`call_soon_threadsafe` and routed to the `CallMedia` registered for that peer id. Audio frames are not: they go to
+`CallMedia.on_frame` right on NTgCalls' thread (the gateway sends them on as RTP from there, so a busy loop never
+delays audio on its way to SIP); a sink that needs the loop hops there itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -21,12 +20,11 @@ import ntgcalls
 
 log = logging.getLogger(__name__)
 
-# 8 kHz: Asterisk's externalMedia channel only takes audio back in formats with a static RTP payload type;
-# linear PCM that way is `slin` (8 kHz, PT 10); slin16/slin48 sent back are silently dropped (measured, see
-# docs/decisions.md). NTgCalls resamples to Opus' 48 kHz natively, so Python never resamples.
+# The PCM rate of NTgCalls' EXTERNAL source and PLAYBACK sink; whoever owns the engine chooses it (the gateway
+# chooses 8 kHz for Asterisk: app/calls/mediabridge.py). NTgCalls resamples to Opus' 48 kHz natively.
 SAMPLE_RATE = 8_000
 CHANNELS = 1
-BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 16-bit mono
+BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 16-bit mono at SAMPLE_RATE
 FRAME_10MS = 10 * BYTES_PER_MS
 
 _FRAME_DATA = ntgcalls.FrameData()
@@ -58,8 +56,8 @@ def cpu_has_avx2() -> bool:
         return True
 
 
-def external_audio() -> ntgcalls.AudioDescription:
-    return ntgcalls.AudioDescription(ntgcalls.MediaSource.EXTERNAL, SAMPLE_RATE, CHANNELS, "", True)
+def external_audio(sample_rate: int = SAMPLE_RATE) -> ntgcalls.AudioDescription:
+    return ntgcalls.AudioDescription(ntgcalls.MediaSource.EXTERNAL, sample_rate, CHANNELS, "", True)
 
 
 def protocol() -> ntgcalls.Protocol:
@@ -77,23 +75,21 @@ class CallMedia:
 
     on_signaling: Callable[[bytes], None]
     on_state: Callable[[ntgcalls.ConnectionState], None]
-    on_frame: Callable[[bytes], None] = field(default=lambda _pcm: None)
-    # Called on NTgCalls' thread with (pcm, perf_counter); returns False to have the frame go to `on_frame`.
-    on_frame_direct: Callable[[bytes, float], bool] | None = None
+    # On NTgCalls' thread: (pcm, perf_counter when handed over). Must be thread-safe and must not block.
+    on_frame: Callable[[bytes, float], None] = field(default=lambda _pcm, _at: None)
 
 
-class Endpoint:
+class CallEngine:
     """Owns one `NTgCalls`; call objects register a `CallMedia` under the peer's user id."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, sample_rate: int = SAMPLE_RATE) -> None:
         self.loop = loop or asyncio.get_running_loop()
+        self.sample_rate = sample_rate
+        self.frame_bytes = sample_rate * 2 // 100  # one 10 ms frame: what NTgCalls' EXTERNAL source wants
         if not cpu_has_avx2():
             log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); calls are audio-only")
         self.ntg = ntgcalls.NTgCalls()
         self._media: dict[int, CallMedia] = {}
-        # Frames from NTgCalls' threads wait here; one loop wake-up delivers all that arrived meanwhile.
-        self._frames: list[tuple[int, bytes]] = []
-        self._frames_lock = threading.Lock()
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
         self._stopping: dict[int, asyncio.Future[None]] = {}
         self._stop_tasks: set[asyncio.Task[None]] = set()
@@ -127,30 +123,13 @@ class Endpoint:
             return
         if peer_id in self._stopping:
             return  # the last frames of a call being stopped; a newer call with this user may be attached
-        posted_at = time.perf_counter()
         media = self._media.get(peer_id)
-        if media is not None and media.on_frame_direct is not None:
-            try:
-                if media.on_frame_direct(pcm, posted_at):
-                    return
-            except Exception:  # noqa: BLE001 - never let it unwind into NTgCalls' native thread
-                log.exception("audio sink for %s failed; this frame goes through the event loop", peer_id)
-        with self._frames_lock:
-            self._frames.append((peer_id, pcm))
-            if len(self._frames) > 1:
-                return  # a delivery is already scheduled and will take this frame too
+        if media is None:
+            return
         try:
-            self.loop.call_soon_threadsafe(self._deliver_frames)
-        except RuntimeError:  # loop closed during shutdown
-            pass
-
-    def _deliver_frames(self) -> None:
-        with self._frames_lock:
-            batch, self._frames = self._frames, []
-        for peer_id, pcm in batch:
-            media = self._media.get(peer_id)
-            if media is not None and peer_id not in self._stopping:
-                media.on_frame(pcm)
+            media.on_frame(pcm, time.perf_counter())
+        except Exception:  # noqa: BLE001 - never let it unwind into NTgCalls' native thread
+            log.exception("audio sink for %s failed; frame dropped", peer_id)
 
     def _post(self, peer_id: int, sink: str, value: object) -> None:
         try:
@@ -177,13 +156,15 @@ class Endpoint:
         await self._in_turn(peer_id, [
             lambda: self.ntg.create_p2p_call(peer_id),
             lambda: self.ntg.set_stream_sources(
-                peer_id, ntgcalls.StreamMode.CAPTURE, ntgcalls.MediaDescription(external_audio(), None, None, None)),
+                peer_id, ntgcalls.StreamMode.CAPTURE,
+                ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None)),
         ], unless_released=media)
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
         await self._in_turn(peer_id, [lambda: self.ntg.set_stream_sources(
-            peer_id, ntgcalls.StreamMode.PLAYBACK, ntgcalls.MediaDescription(external_audio(), None, None, None))])
+            peer_id, ntgcalls.StreamMode.PLAYBACK,
+            ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None))])
 
     async def init_exchange(self, peer_id: int, g: int, p: bytes, random: bytes, g_a_hash: bytes | None) -> bytes:
         dh = ntgcalls.DhConfig(g, p, random)

@@ -1,8 +1,10 @@
-"""The gateway process: bundled Asterisk, ARI, lines in sync, security log, the Stasis app."""
+"""The gateway process: the wiring of every part (Asterisk, ARI, accounts, lines, security log, admin web, the
+Stasis app) and its background tasks, started in order and stopped in the reverse order (one AsyncExitStack)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -13,8 +15,11 @@ from aiohttp import web
 
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
+from app.calls.adminwatch import SessionAccountSender, line_state_changed, watch_accounts
 from app.calls.chatside import ChatSide
+from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.calls.stasis import APP_NAME, StasisApp
+from app.notify import Notifier
 from app.pbx.install import AsteriskInstall, InstallError, find_install
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
 from app.pbx.supervisor import AsteriskSupervisor
@@ -26,6 +31,7 @@ from app.store.secretfile import private_dir, secret_token
 from app.supervise import TaskSupervisor
 from app.web.admin import build_app
 from app.web.chat_api import add_chat_routes
+from app.web.pages import PageContext, add_pages
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,10 @@ class Gateway:
         self.simulate_telegram = simulate_telegram
         self.demo = None
         private_dir(settings.data_dir)
+        # Whatever was started is stopped by close(), in the reverse order, also after a failed start.
+        self._stack = contextlib.AsyncExitStack()
         self.db = Database(settings.database_url)
+        self._stack.callback(self.db.close)
         install = require_install(settings)
         password = ari_password(settings)
         self.instance = AsteriskInstance(
@@ -71,6 +80,7 @@ class Gateway:
             ),
         )
         self.ari = AriClient("127.0.0.1", settings.ari_port, APP_NAME, password, APP_NAME)
+        self._stack.push_async_callback(self.ari.close)
         self.lines = LineSync(
             self.ari, self.db, self.instance.host_dir / "etc" / "pjsip_bans.conf",
             reload_pjsip=self._reload_pjsip, show_registrations=self._show_registrations,
@@ -84,9 +94,16 @@ class Gateway:
         self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
                                              on_lost=self.stasis.on_asterisk_lost)
         self.tasks = TaskSupervisor()
+        self.notifier = Notifier(self.db, SessionAccountSender(self.accounts), lambda: self.accounts.handles,
+                                 settings.notify_fold_s)
+        self.lines.on_state = lambda line, old, new: line_state_changed(self.notifier, line, old, new)
         self._web: web.AppRunner | None = None
 
     async def _on_asterisk_ready(self) -> None:
+        if self.supervisor.restarts:
+            self.notifier.notify("asterisk-restarted", "tgtrunk: the bundled Asterisk stopped and was restarted "
+                                 f"({self.supervisor.restarts} restart(s) since start); calls running then were cut. "
+                                 "If it repeats, see the gateway's log.")
         self.lines.forget()
         await self.lines.sync()
 
@@ -107,6 +124,7 @@ class Gateway:
         return await self.instance.rx("pjsip show registrations")
 
     async def start_telegram(self) -> None:
+        self._stack.push_async_callback(self._stop_telegram)
         if self.settings.telegram_sim and not self.accounts.handles:
             await self._connect_external_sim(self.settings.telegram_sim)
         if not self.accounts.handles:
@@ -129,6 +147,7 @@ class Gateway:
                         "(or start with --simulate-telegram)")
         self.stasis.attach_accounts()
         self.chat_side = ChatSide(self.stasis, self.db, self.accounts, await self._start_bot())
+        self._stack.push_async_callback(self._stop_chat_side)  # before the accounts it sends through stop
         self.chat_side.attach()
 
     async def _start_bot(self) -> Any:
@@ -149,6 +168,17 @@ class Gateway:
             log.error("the bot did not start (%s); the chat menus are sent as text commands", exc)
             return None
 
+    async def _stop_chat_side(self) -> None:
+        assert self.chat_side is not None
+        await self.chat_side.stop()
+        if self.chat_side.bot is not None:
+            await self.chat_side.bot.stop()
+
+    async def _stop_telegram(self) -> None:
+        await self.accounts.stop()
+        if self.demo is not None:
+            await self.demo.stop()
+
     async def _connect_external_sim(self, address: str) -> None:
         """A simulated network in its own process (`python -m app.telegram.sim`), e.g. for the bench."""
         from app.telegram.account import TelegramAccount
@@ -157,7 +187,7 @@ class Gateway:
         host, _, port = address.rpartition(":")
         info = await SimControl(host, int(port)).info()
         client = RemoteSimClient("gateway", host, int(port), user_id=info["gateway_user_id"])
-        account = TelegramAccount(client, ring_timeout=60.0)
+        account = TelegramAccount(client, ring_timeout=60.0, sample_rate=MEDIA_SAMPLE_RATE)
         await account.start()
         self.accounts.add("sim", account)
         log.info("using the simulated Telegram network at %s as account %s", address, info["gateway_phone"])
@@ -173,6 +203,23 @@ class Gateway:
             "tasks": self.tasks.status(),
         }
 
+    def live_calls(self) -> list[dict[str, Any]]:
+        """The calls running now with their media counters so far, for the admin pages."""
+        calls = []
+        for session in self.stasis.live:
+            record = session.record
+            counters = session.media.relay.counters if session.media else None
+            peer = session.tg_call.peer if session.tg_call else None
+            calls.append({
+                "direction": record.direction, "line": record.line, "account": record.account,
+                "dialled": record.dialled,
+                "peer": (f"@{peer.username}" if peer.username else peer.phone or str(peer.id)) if peer else None,
+                "started_at": record.started_at.strftime("%H:%M:%S"), "answered": record.answered_at is not None,
+                **{key: getattr(counters, key, 0) for key in ("packets_in", "lost_in", "late_in", "packets_out")},
+                "jitter_ms": round(counters.jitter_ms, 1) if counters else 0.0,
+            })
+        return sorted(calls, key=lambda call: call["started_at"])
+
     def health(self) -> dict[str, Any]:
         """What /healthz answers: each part with ok true/false; `ok` is all of them."""
         parts = {
@@ -180,6 +227,7 @@ class Gateway:
             "database": {"ok": self.db.write_error is None, "error": self.db.write_error,
                          "held_rows": len(self.db.held)},
             "tasks": {"ok": self.tasks.ok, **self.tasks.status()},
+            "telegram": self.accounts.health(),
         }
         return {"ok": all(part["ok"] for part in parts.values()), **parts}
 
@@ -187,8 +235,11 @@ class Gateway:
         token = secret_token(self.settings.admin_token_path, "the admin token")
         app = build_app(self.db, token, self.status, self._sim_call, self.health)
         add_chat_routes(app, self.db, lambda: self.demo)
+        add_pages(app, PageContext(self.db, token, self.settings.admin_password_path, self.status, self.live_calls),
+                  secret_token(self.settings.data_dir / "web-session-key", "the admin pages' session key").encode())
         self._web = web.AppRunner(app, access_log=None)
         await self._web.setup()
+        self._stack.push_async_callback(self._web.cleanup)
         bind = self.settings.http_bind
         await web.TCPSite(self._web, bind.host, bind.port).start()
 
@@ -202,14 +253,20 @@ class Gateway:
         # was seen to stop listening now and then (see docs/decisions.md).
         await self.start_web()
         await self.start_telegram()
+        self._stack.push_async_callback(self.notifier.close)  # before the accounts it sends through stop
+        self._stack.push_async_callback(self.tasks.stop)  # every background task, the last started first
         # The events websocket first: Asterisk is ready only once it has registered the Stasis application.
         self.tasks.start("ari-events", self.ari.run_events)
+        self._stack.push_async_callback(self.supervisor.stop)
         await self.supervisor.start()
+        self._stack.push_async_callback(self._hang_up_all)
         self.tasks.start("asterisk-supervisor", self.supervisor.watch)
         self.tasks.start("line-sync", lambda: self.lines.run(self.supervisor.ready))
         self.tasks.start("security-log", self.security.run)
         self.tasks.start("account-settings", lambda: self.accounts.watch_settings(self.db))
         self.tasks.start("held-rows", self.db.write_held)
+        self.tasks.start("account-watch", lambda: watch_accounts(
+            self.accounts, self.notifier, self.settings.account_check_s, self.settings.flood_notify_s))
         await asyncio.wait_for(self.ari.connected.wait(), 10)
         log.info(
             "tgtrunk is running: SIP on %s, admin API on http://%s, ARI on 127.0.0.1:%s, %d line(s)",
@@ -219,20 +276,7 @@ class Gateway:
 
     async def close(self) -> None:
         log.info("stopping: ending calls and Asterisk")
-        await self._hang_up_all()
-        await self.tasks.stop()
-        await self.supervisor.stop()
-        if self._web is not None:
-            await self._web.cleanup()
-        if self.chat_side is not None:
-            await self.chat_side.stop()
-            if self.chat_side.bot is not None:
-                await self.chat_side.bot.stop()
-        await self.accounts.stop()
-        if self.demo is not None:
-            await self.demo.stop()
-        await self.ari.close()
-        self.db.close()
+        await self._stack.aclose()
 
 
 async def serve(settings: Settings, simulate_telegram: bool = False) -> None:
