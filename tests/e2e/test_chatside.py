@@ -11,13 +11,15 @@ import pytest
 
 from app.ari.client import AriEvent
 from app.telegram.bot import InlineBot, Menu
+from app.telegram.privatecall import PrivateCall
 from app.telegram.sim import Behaviour, SimClient
+from app.telegram.sim.phone import SimPhone
 from tests.audio import RATE, dominant_frequency, rms_dbfs
 from tests.e2e.conftest import GATEWAY_PHONE, SimGateway
 from tests.e2e.test_sip_to_telegram import sent_and_heard
 from tests.e2e.test_telegram_to_sip import PBX_HEADER_EXTENSIONS, PBX_IP_PEER
 from tests.pbx import PbxAsterisk
-from tests.peers import free_port
+from tests.peers import BaresipPeer, free_port
 
 MENU_BOT = ("tgtrunk_menu_bot", "7001:menu-bot-token")
 HELPDESK_BOT = ("helpdesk_bot", "7002:helpdesk-token")
@@ -32,6 +34,30 @@ async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
 
 def handle(sim_gateway: SimGateway):  # type: ignore[no-untyped-def]
     return sim_gateway.gateway.accounts.handles["main"]
+
+
+async def tone_both_ways(user: SimPhone, call: PrivateCall, phone: BaresipPeer) -> None:
+    """Three seconds of a connected call, then the Telegram user hangs up: each side heard the other's tone
+    (the user's 600 Hz at -12 dBFS, the PBX's 1 kHz), frequency within 2 %, level within 3 dB (first second skipped)."""
+    start = len(user.heard)
+    await user.wait_heard(start + RATE * 2 * 3, timeout=15)
+    await call.hangup()
+    await phone.wait_event("CALL_CLOSED", timeout=10)
+    sent, heard_sip, rate = sent_and_heard(phone)
+    heard_tg = user.heard_since(start + RATE * 2)
+    assert dominant_frequency(heard_tg) == pytest.approx(1000, rel=0.02)
+    assert rms_dbfs(heard_tg) == pytest.approx(rms_dbfs(sent), abs=3)
+    assert dominant_frequency(heard_sip, rate) == pytest.approx(600, rel=0.02)
+    assert rms_dbfs(heard_sip) == pytest.approx(-15, abs=3)  # a sine at -12 dBFS peak is -15 dBFS RMS
+
+
+async def pbx_extensions(baresip_factory, server: str, *numbers: str) -> BaresipPeer:  # type: ignore[no-untyped-def]
+    """baresip as the PBX an `ip` line reaches: one auto-answering extension per number (the request-URI user
+    picks it, so the extension that answers shows the number that arrived), playing a 1 kHz tone."""
+    pbx = await baresip_factory("127.0.0.2", tone_hz=1000)
+    for number in numbers:
+        await pbx.command("uanew", f"<sip:{number}@{server}>;regint=0;answermode=auto")
+    return pbx
 
 
 async def chat_idle(sim_gateway: SimGateway) -> None:
@@ -92,17 +118,7 @@ async def test_redial_button_calls_the_user_back_then_the_extension_that_called_
     assert not callback.outgoing and callback.peer.phone == GATEWAY_PHONE
     await phone.wait_event("CALL_ESTABLISHED", timeout=15)  # then extension 201 rings (auto answer)
     await callback.wait_connected(10)
-    start = len(alice.heard)
-    await alice.wait_heard(start + RATE * 2 * 3, timeout=15)
-    await callback.hangup()
-    await phone.wait_event("CALL_CLOSED", timeout=10)
-
-    sent, heard_sip, rate = sent_and_heard(phone)
-    heard_tg = alice.heard_since(start + RATE * 2)
-    assert dominant_frequency(heard_tg) == pytest.approx(1000, rel=0.02)
-    assert rms_dbfs(heard_tg) == pytest.approx(rms_dbfs(sent), abs=3)
-    assert dominant_frequency(heard_sip, rate) == pytest.approx(600, rel=0.02)
-    assert rms_dbfs(heard_sip) == pytest.approx(-15, abs=3)
+    await tone_both_ways(alice, callback, phone)
     record = await sim_gateway.wait_record(2)
     assert (record.trigger, record.line, record.dialled, record.result_code) == ("redial", "office", "201", 200)
     assert record.direction == "telegram-to-sip" and record.answered_at is not None
@@ -152,36 +168,41 @@ async def test_lines_by_text_lists_lines_and_the_choice_rings_the_pbx_with_that_
     assert (record.trigger, record.line, record.dialled, record.result_code) == ("lines", "west", "8200", 200)
 
 
-async def test_lines_button_offers_lines_as_buttons_and_calls_through_the_one_pressed(
-        sim_gateway, sim_phone, pbx, menu_bot):
-    _pbx, ringing, host = pbx
+async def test_lines_button_offers_lines_as_buttons_and_calls_through_the_one_pressed_with_audio_both_ways(
+        sim_gateway, sim_phone, baresip_factory, menu_bot):
+    pbx = await pbx_extensions(baresip_factory, sim_gateway.sip_server, "7200", "8200")
+    host = f"{pbx.address}:{pbx.sip_port}"
     await sim_gateway.add_line("east", mode="ip", host=host, pbx_number="200", rules=(r"(\d+)=7\1",), priority=2)
     await sim_gateway.add_line("west", mode="ip", host=host, pbx_number="200", rules=(r"(\d+)=8\1",), priority=1)
-    bob = await sim_phone("bob", Behaviour(record=False))
+    bob = await sim_phone("bob", Behaviour(tone_hz=600, tone_dbfs=-12))
     await bob.say(GATEWAY_PHONE, "/lines")
     listing = await bob.wait_message(lambda m: m.button("east") is not None)
     assert [label for row in listing.buttons for label, _ in row] == ["east", "west"]
     assert await bob.press("east") == "Calling you back, then east…"
-    await until(lambda: len(ringing) == 1, 20)
-    assert ringing[0]["args"][0] == "7200"
-    await _pbx.ari.request("DELETE", f"/channels/{ringing[0]['channel']['id']}")
+    await until(lambda: len(bob.calls) == 1)  # called back first; bob answers
+    answered = await pbx.wait_event("CALL_ESTABLISHED", timeout=20)
+    assert answered["accountaor"].startswith("sip:7200@")  # east's rule applied to its number 200
+    await bob.calls[0].wait_connected(10)
+    await tone_both_ways(bob, bob.calls[0], pbx)
     record = await sim_gateway.wait_record(1, timeout=15)
-    assert (record.trigger, record.line, record.dialled) == ("lines", "east", "7200")
+    assert (record.trigger, record.line, record.dialled, record.result_code) == ("lines", "east", "7200", 200)
 
 
 @pytest.mark.parametrize(("text", "dialled"), [("please call me on 123", "9123"), ("hello there", "100")])
-async def test_callback_calls_the_number_in_the_message_or_the_lines_default(sim_gateway, sim_phone, pbx, text, dialled):
-    _pbx, ringing, host = pbx
-    await sim_gateway.add_line("sbc", mode="ip", host=host, rules=(r"(\d+)=9\1",), callback_number="100")
+async def test_callback_calls_the_number_in_the_message_or_the_lines_default_with_audio_both_ways(
+        sim_gateway, sim_phone, baresip_factory, text, dialled):
+    pbx = await pbx_extensions(baresip_factory, sim_gateway.sip_server, "9123", "100")
+    await sim_gateway.add_line("sbc", mode="ip", host=f"{pbx.address}:{pbx.sip_port}", rules=(r"(\d+)=9\1",),
+                               callback_number="100")
     h = handle(sim_gateway)
     h.messages, h.callback, h.autoreply = True, True, "calls only"
-    bob = await sim_phone("bob", Behaviour(record=False))
+    bob = await sim_phone("bob", Behaviour(tone_hz=600, tone_dbfs=-12))
     await bob.say(GATEWAY_PHONE, text)
-    await until(lambda: len(ringing) == 1, 20)
-    assert ringing[0]["args"][0] == dialled
-    await _pbx.ari.request("POST", f"/channels/{ringing[0]['channel']['id']}/answer")
+    await until(lambda: len(bob.calls) == 1, 20)  # called back first; bob answers
+    answered = await pbx.wait_event("CALL_ESTABLISHED", timeout=20)
+    assert answered["accountaor"].startswith(f"sip:{dialled}@")  # the extension of the number that arrived
     await bob.calls[0].wait_connected(10)
-    await _pbx.ari.request("DELETE", f"/channels/{ringing[0]['channel']['id']}")
+    await tone_both_ways(bob, bob.calls[0], pbx)
     record = await sim_gateway.wait_record(1, timeout=15)
     assert (record.trigger, record.dialled, record.result_code) == ("callback", dialled, 200)
     await chat_idle(sim_gateway)
