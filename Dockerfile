@@ -21,7 +21,7 @@ RUN --mount=type=secret,id=ca \
  && python3 -m venv .venv \
  && .venv/bin/pip install --only-binary=:all: --no-binary=pyaes -e . \
  && .venv/bin/pip uninstall -y pip \
- && find .venv -name __pycache__ -prune -exec rm -rf {} + \
+ && .venv/bin/python -m compileall -q .venv/lib \
  && strip --strip-unneeded .venv/lib/python3*/site-packages/ntgcalls*.so  # its wheel ships debug info: 136 -> 43 MB
 
 FROM ${BASE_IMAGE}
@@ -46,7 +46,8 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY asterisk ./asterisk
 COPY dialplan ./dialplan
-# Installed in place (-e): the Asterisk config templates are read from next to app/.
+# Installed in place (-e): the Asterisk config templates are read from next to app/. Bytecode is compiled here:
+# the user `tgtrunk` cannot write it at run time, and compiling every module at each start costs seconds.
 RUN ln -s /opt/tgtrunk/.venv/bin/tgtrunk /usr/local/bin/tgtrunk && .venv/bin/python -m compileall -q app
 
 # Asterisk runs as the same user: SIP and RTP use ports above 1024 and every Asterisk directory is in the data

@@ -42,6 +42,8 @@ class AccountHandle:
     autoreply_interval_s: int = 600
     inline_bot: str | None = None
     inline_query: str | None = None
+    record: bool = False
+    record_chat: str | None = None
     sessions: set[Any] = field(default_factory=set)  # its live CallSessions (callsession.py imports this module)
     active: int = 0  # calls counted against max_calls (kept by the Stasis app)
     chat: ChatSender | None = None  # every message into a chat goes through it (rate limits, FLOOD_WAIT)
@@ -57,7 +59,7 @@ def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
     return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls, "redial": row.redial,
             "lines": row.lines, "messages": row.messages, "callback": row.callback, "autoreply": row.autoreply,
             "autoreply_interval_s": row.autoreply_interval_s, "inline_bot": row.inline_bot,
-            "inline_query": row.inline_query}
+            "inline_query": row.inline_query, "record": row.record, "record_chat": row.record_chat}
 
 
 class Accounts:

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from app.cli import CliError
 from app.settings import Settings, load_settings
-from app.sip.line import validation_message
+from app.sip.line import LineError, check_record_chat, validation_message
 from app.store.account import SETTING_FLAGS, SessionSettingsPatch, TelegramAccountRow
 from app.store.db import Database
 from app.store.secretbox import SecretBox, SecretBoxError
@@ -152,6 +152,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _say(f"inline bot:  {'@' + row.inline_bot if row.inline_bot else '(off)'}"
          + (f" query {row.inline_query!r}" if row.inline_bot and row.inline_query else ""))
     _say(f"max-calls:   {row.max_calls or 'no limit'}")
+    _say(f"record:      {'on, to ' + (row.record_chat or 'me') if row.record else 'off'}")
     return 0
 
 
@@ -166,6 +167,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
         changes = SessionSettingsPatch(**given).changes()
     except ValidationError as exc:
         raise CliError(validation_message(exc)) from None
+    if args.record is not None:
+        changes["record"] = args.record
+    if args.record_chat is not None:
+        try:
+            changes["record_chat"] = check_record_chat(args.record_chat) if args.record_chat else None
+        except LineError as exc:
+            raise CliError(str(exc)) from None
     if not changes:
         raise CliError("nothing to change; see `tgtrunk account settings --help`")
     with db.session() as s:

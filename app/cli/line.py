@@ -85,6 +85,11 @@ def _line_options(p: argparse.ArgumentParser) -> None:
                         "--no-callback-take-number: always the --callback-number)")
     p.add_argument("--no-callback-take-number", dest="callback_take_number", action="store_false",
                    help=argparse.SUPPRESS)
+    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
+                   help="record this line's calls and post them to the record chat after each call")
+    p.add_argument("--record-chat", metavar="CHAT",
+                   help="where recordings go: @username, a chat id (-100…) or me (default: the account's record "
+                        "chat, else its Saved Messages)")
 
 
 def _db() -> Database:
@@ -136,6 +141,7 @@ def set_line(args: argparse.Namespace) -> int:
             callerid_templates=tuple(line.callerid_templates), callername_template=line.callername_template,
             identity_header=line.identity_header, callerid_in_from=line.callerid_in_from, priority=line.priority, max_calls=line.max_calls, account=line.account,
             callback_number=line.callback_number, callback_take_number=line.callback_take_number,
+            record=line.record, record_chat=line.record_chat,
         )
         request = _request_from_args(args, base)
         # The stored digest is md5(username:realm:password): it stays valid only while all three stay.

@@ -143,6 +143,8 @@ class LineRequest:
     account: str | None = None
     callback_number: str | None = None
     callback_take_number: bool = True
+    record: bool = False
+    record_chat: str | None = None
 
 
 _LINE_REQUEST = TypeAdapter(LineRequest)
@@ -204,6 +206,8 @@ def build_line(request: LineRequest) -> tuple[Line, str | None]:
         account=request.account,
         callback_number=request.callback_number or None,
         callback_take_number=request.callback_take_number,
+        record=request.record,
+        record_chat=check_record_chat(request.record_chat) if request.record_chat else None,
     )
     generated = _apply_mode(line, request)
     return line, generated
@@ -241,6 +245,16 @@ def _apply_mode(line: Line, request: LineRequest) -> str | None:
         line.host = check_host_port(request.host, "--host")
         _refuse(request, "username", "password", "server", "domain", "proxy")
     return generated
+
+
+_RECORD_CHAT = re.compile(r"^(me|@[A-Za-z0-9_]{4,32}|\+?[0-9]{5,16}|id[0-9]{1,20}|-?[0-9]{1,20})$")
+
+
+def check_record_chat(chat: str) -> str:
+    if not _RECORD_CHAT.match(chat):
+        raise LineError(f"record chat {chat!r}: use me (Saved Messages), @username, +phone, idUSERID or a chat id "
+                        "such as -1001234567890")
+    return chat
 
 
 def _check_username(username: str) -> str:

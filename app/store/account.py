@@ -45,6 +45,8 @@ class TelegramAccountRow(SQLModel, table=True):
     inline_bot: str | None = None  # an external inline bot's username: messages no line takes go to it
     inline_query: str | None = None  # the query template for it (default "{text}")
     max_calls: int | None = None  # concurrent calls on this account, both directions; None: no limit
+    record: bool = False  # record its calls and post them to record_chat (the account's Saved Messages if unset)
+    record_chat: str | None = None
 
 
 SESSION_SETTINGS = ("dtmf_in", "dtmf_out", "redial", "lines", "messages", "callback", "autoreply",

@@ -29,10 +29,24 @@ FRAME_10MS = 10 * BYTES_PER_MS
 
 _FRAME_DATA = ntgcalls.FrameData()
 OP_DRAIN_TIMEOUT_S = 5.0
-# NTgCalls processes signaling on its own threads after `send_signaling_data` returns; stopping the call
-# meanwhile crashed it (segfault in set_remote_params). 50 ms is a margin, not a measurement: that processing is
-# one task on NTgCalls' signaling thread.
-SIGNAL_SETTLE_S = 0.05
+# NTgCalls processes signaling on its own threads after `send_signaling_data` returns: the SCTP layer on its
+# network thread hands each message to its signaling thread, which posts what it asks for (a remote ICE candidate,
+# the remote description) back to the network thread. `stop` closes the connection before the signaling, so a
+# message still on that path runs on a closed connection: segfaults in `add_remote_candidate`,
+# `RtpDemuxer::RemoveSink`, `set_remote_params`, or heap corruption. A call is stopped only once its signaling, in
+# and out (what NTgCalls sends is what it is still working on), has been quiet this long. 50 ms was not enough on
+# a loaded machine (load average 15 on 2 cores: 2 crashes in 7 runs of bench/teardown_stress.py).
+SIGNAL_QUIET_S = 0.5
+SIGNAL_QUIET_MAX_S = 3.0  # a call still signaling after this long is stopped anyway (and logged)
+# connect_p2p returns before its work is done: it posts the processing of the signaling received so far and the
+# creation of the media channels to NTgCalls' threads, which on a loaded machine ran after the stop had begun
+# (segfault in RtpDemuxer::RemoveSink with P2PCall::process_signaling_data -> create_channels still running). So a
+# call that was connected is stopped only once NTgCalls reported how the connection ended up (connected, failed,
+# timed out or closed), or CONNECT_SETTLE_S after connect_p2p was called: when the other side stopped first, no
+# state comes before NTgCalls' own 10 s timeout, and a new call with the same user waits for this stop.
+CONNECT_SETTLE_S = 2.0
+_SETTLED = (ntgcalls.ConnectionState.CONNECTED, ntgcalls.ConnectionState.FAILED,
+            ntgcalls.ConnectionState.TIMEOUT, ntgcalls.ConnectionState.CLOSED)
 
 T = TypeVar("T")
 _LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
@@ -91,9 +105,12 @@ class CallEngine:
         self.ntg = ntgcalls.NTgCalls()
         self._media: dict[int, CallMedia] = {}
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
+        self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # of which send_external_frame
+        self._frames_held: set[int] = set()  # calls whose streams NTgCalls is setting up: no frames meanwhile
         self._stopping: dict[int, asyncio.Future[None]] = {}
         self._stop_tasks: set[asyncio.Task[None]] = set()
         self._last_signal: dict[int, float] = {}
+        self._connecting: dict[int, float] = {}  # connect_p2p called (monotonic), no settled state reported yet
         self.ntg.on_signaling_data(self._signaling_cb)
         self.ntg.on_connection_change(self._connection_cb)
         self.ntg.on_frames(self._frames_cb)
@@ -109,10 +126,13 @@ class CallEngine:
 
     # NTgCalls threads -> loop
     def _signaling_cb(self, peer_id: int, data: bytes) -> None:
+        self._last_signal[peer_id] = time.monotonic()  # NTgCalls is still working on this call (see SIGNAL_QUIET_S)
         self._post(peer_id, "on_signaling", bytes(data))
 
     def _connection_cb(self, peer_id: int, info: ntgcalls.ConnectionInfo) -> None:
         if info.kind == ntgcalls.ConnectionKind.NORMAL:
+            if info.state in _SETTLED:
+                self._connecting.pop(peer_id, None)  # on NTgCalls' thread; read by `_connection_settled`
             self._post(peer_id, "on_state", info.state)
 
     def _frames_cb(self, peer_id: int, mode: object, device: object, frames: list[ntgcalls.Frame]) -> None:
@@ -175,7 +195,14 @@ class CallEngine:
 
     async def connect(self, peer_id: int, servers: list[ntgcalls.RTCServer], versions: list[str], p2p: bool,
                       custom: str | None) -> None:
-        await self._in_turn(peer_id, [lambda: self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom)])
+        def start() -> Awaitable[None]:
+            self._connecting[peer_id] = time.monotonic()
+            return self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom)
+        try:
+            await self._in_turn(peer_id, [start])
+        except BaseException:
+            self._connecting.pop(peer_id, None)  # refused: NTgCalls will report no state for it
+            raise
 
     async def signal(self, peer_id: int, data: bytes) -> None:
         if peer_id in self._stopping:
@@ -184,11 +211,16 @@ class CallEngine:
         await self._op(peer_id, lambda: self.ntg.send_signaling_data(peer_id, data))
 
     def push_frame(self, peer_id: int, pcm: bytes) -> None:
-        """Fire-and-forget frame for the pacer and the relay: no await per 10 ms frame."""
-        if peer_id in self._stopping:
+        """Fire-and-forget frame for the pacer and the relay: no await per 10 ms frame.
+
+        Dropped while the call is being stopped or its streams set up (see `_in_turn`)."""
+        if peer_id in self._stopping or peer_id in self._frames_held:
             return
-        self._track(peer_id, self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm,
-                                                           _FRAME_DATA))
+        future = self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+        self._track(peer_id, future)
+        frames = self._frame_sends.setdefault(peer_id, set())
+        frames.add(future)
+        future.add_done_callback(frames.discard)
 
     async def _op(self, peer_id: int, start: Callable[[], Awaitable[T]]) -> T:
         if peer_id in self._stopping:
@@ -204,8 +236,18 @@ class CallEngine:
             async with _lifecycle_lock():
                 if unless_released is not None and self._media.get(peer_id) is not unless_released:
                     raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
-                for step in steps:
-                    await self._op(peer_id, step)
+                # NTgCalls 3.0.5's send_external_frame reads (and may insert into) the call's stream map without
+                # its lock, while create (init), connect_p2p (add_track) and set_stream_sources change that map:
+                # heap corruption. So no frame is in flight for this call while one of these steps runs.
+                self._frames_held.add(peer_id)
+                try:
+                    frames = self._frame_sends.get(peer_id)
+                    if frames:
+                        await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
+                    for step in steps:
+                        await self._op(peer_id, step)
+                finally:
+                    self._frames_held.discard(peer_id)
         # Its own task: a caller cancelled mid-step (a hang-up) must not hand the turn on while NTgCalls still works.
         task = asyncio.ensure_future(turn())
         task.add_done_callback(_swallow)
@@ -239,10 +281,8 @@ class CallEngine:
                 if late:
                     log.warning("%d NTgCalls operations for %s still running after %.0f s; stopping anyway",
                                 len(late), peer_id, OP_DRAIN_TIMEOUT_S)
-            # Signaling handed over is processed later on NTgCalls' own threads; give that time to finish.
-            settle = self._last_signal.pop(peer_id, 0.0) + SIGNAL_SETTLE_S - time.monotonic()
-            if settle > 0:
-                await asyncio.sleep(settle)
+            await self._connection_settled(peer_id)
+            await self._signaling_quiet(peer_id)
             async with _lifecycle_lock():
                 await self.ntg.stop(peer_id)
         except ntgcalls.ConnectionNotFound:
@@ -250,9 +290,35 @@ class CallEngine:
         except Exception:  # noqa: BLE001 - nobody may be waiting; the call is gone for the app either way
             log.exception("stopping the NTgCalls call with %s failed", peer_id)
         finally:
+            self._last_signal.pop(peer_id, None)
+            self._frame_sends.pop(peer_id, None)
+            self._connecting.pop(peer_id, None)
             del self._stopping[peer_id]
             if not done.done():
                 done.set_result(None)
+
+    async def _connection_settled(self, peer_id: int) -> None:
+        """Until NTgCalls reported how a connection it was asked to make ended up, at most CONNECT_SETTLE_S after
+        connect_p2p was called."""
+        while (connected_at := self._connecting.get(peer_id)) is not None:
+            if time.monotonic() >= connected_at + CONNECT_SETTLE_S:
+                return
+            await asyncio.sleep(0.02)
+
+    async def _signaling_quiet(self, peer_id: int) -> None:
+        """Until no signaling went to or came from NTgCalls for this call for SIGNAL_QUIET_S (at most
+        SIGNAL_QUIET_MAX_S): what was handed over is then processed on NTgCalls' threads."""
+        started = time.monotonic()
+        while True:
+            now = time.monotonic()
+            quiet_at = self._last_signal.get(peer_id, 0.0) + SIGNAL_QUIET_S
+            if quiet_at <= now:
+                return
+            if now - started >= SIGNAL_QUIET_MAX_S:
+                log.warning("NTgCalls still signaling for %s after %.0f s; stopping anyway", peer_id,
+                            SIGNAL_QUIET_MAX_S)
+                return
+            await asyncio.sleep(min(quiet_at, started + SIGNAL_QUIET_MAX_S) - now)
 
     async def close(self) -> None:
         for peer_id in list(self._media):

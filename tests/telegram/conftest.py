@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Awaitable
 
 import pytest
 
 from app.telegram.account import TelegramAccount
+from app.telegram.privatecall import PrivateCall
 from app.telegram.sim import Behaviour, SimClient, SimNetwork, SimPhone
 
 RING_TIMEOUT = 3.0
+IncomingCalls = asyncio.Queue[PrivateCall]
 
 
 @pytest.fixture
@@ -25,6 +28,14 @@ async def gateway(network: SimNetwork) -> AsyncIterator[TelegramAccount]:
     await account.start()
     yield account
     await account.stop()
+
+
+@pytest.fixture
+def incoming(gateway: TelegramAccount) -> IncomingCalls:
+    """The calls the gateway account receives, for a test to take by hand (the account itself keeps none)."""
+    queue: IncomingCalls = asyncio.Queue()
+    gateway.on_incoming_call = queue.put_nowait
+    return queue
 
 
 PhoneFactory = Callable[..., Awaitable[SimPhone]]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from app.telegram.account import TelegramAccount
 from app.calls.codes import for_end, for_error
-from app.telegram.callengine import SAMPLE_RATE
+from app.telegram.callengine import SAMPLE_RATE, SIGNAL_QUIET_MAX_S, SIGNAL_QUIET_S
 from app.telegram.privatecall import CallEnded, CallState, DiscardReason, PrivateCall
 from app.telegram.errors import TelegramError
 from app.telegram.sim import Behaviour, CallAudio, SimNetwork, SimPhone, Tone
 from app.telegram.sim.network import TIMEOUT
 
 from tests.audio import dominant_frequency, level_dbfs
-from tests.telegram.conftest import RING_TIMEOUT, PhoneFactory
+from tests.telegram.conftest import RING_TIMEOUT, IncomingCalls, PhoneFactory
 
 ONE_SECOND = SAMPLE_RATE * 2  # bytes of one second of mono s16le
 
@@ -65,10 +66,11 @@ async def test_outgoing_call_carries_tone_both_ways(gateway: TelegramAccount, ma
     assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, True)
 
 
-async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+async def test_incoming_call_carries_tone_both_ways(gateway: TelegramAccount, incoming: IncomingCalls,
+                                                     make_phone: PhoneFactory) -> None:
     bob = await make_phone("bob", Behaviour(tone_hz=1000, tone_dbfs=-10))
     bob_call = await bob.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     assert call.state is CallState.RINGING and call.peer.username == "bob" and call.peer.phone == "+" + bob.user.phone
     await bob_call.wait_ringing(5)
     heard = Recorder(call, 1000, -14)
@@ -131,29 +133,29 @@ async def test_user_hangs_up_connected_call(gateway: TelegramAccount, make_phone
     assert (end.reason, end.by_peer, end.answered, for_end(end).code) == (DiscardReason.HANGUP, True, True, 200)
 
 
-async def test_gateway_declines_incoming_as_busy(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+async def test_gateway_declines_incoming_as_busy(incoming: IncomingCalls, make_phone: PhoneFactory) -> None:
     hank = await make_phone("hank")
     hank_call = await hank.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     await call.hangup(DiscardReason.BUSY)
     end = await asyncio.wait_for(hank_call.ended, 5)
     assert (end.reason, end.by_peer, for_end(end).code) == (DiscardReason.BUSY, True, 486)
 
 
-async def test_caller_gives_up_while_gateway_rings(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+async def test_caller_gives_up_while_gateway_rings(incoming: IncomingCalls, make_phone: PhoneFactory) -> None:
     ivy = await make_phone("ivy")
     ivy_call = await ivy.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     await ivy_call.wait_ringing(5)
     await ivy_call.hangup(DiscardReason.HANGUP)
     end = await asyncio.wait_for(call.ended, 5)
     assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, True, False)
 
 
-async def test_unanswered_incoming_call_is_missed(gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+async def test_unanswered_incoming_call_is_missed(incoming: IncomingCalls, make_phone: PhoneFactory) -> None:
     jack = await make_phone("jack")
     jack_call = await jack.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     end = await asyncio.wait_for(call.ended, RING_TIMEOUT + 5)
     assert (end.reason, end.by_peer) == (DiscardReason.MISSED, False)
     their = await asyncio.wait_for(jack_call.ended, 5)
@@ -200,6 +202,28 @@ async def test_hanging_up_at_any_moment_of_media_setup_leaves_nothing_behind(
     call = await gateway.call("@echo0")  # and the same people can be called again
     await call.wait_connected(10)
     await call.hangup()
+
+
+async def test_a_call_hung_up_during_media_setup_is_stopped_only_once_its_signaling_is_quiet(
+        gateway: TelegramAccount, make_phone: PhoneFactory) -> None:
+    """NTgCalls' stop closes the connection before its signaling: a message still being processed on its threads
+    then runs on a closed connection (segfaults in add_remote_candidate, set_remote_params, RtpDemuxer::RemoveSink).
+    50 ms after the last signaling handed over was not enough on a loaded machine; the stop now waits until the
+    signaling both ways has been quiet for SIGNAL_QUIET_S."""
+    await make_phone("nadia", Behaviour(echo=True, record=False))
+    call = await gateway.call("@nadia")
+    await call.wait_accepted(5)
+
+    async def signaling() -> None:  # media is being set up: signaling flows both ways from now on
+        while call.peer.id not in gateway.engine._last_signal:
+            await asyncio.sleep(0.001)
+    await asyncio.wait_for(signaling(), 5)
+    await call.hangup()
+    hung_up = time.monotonic()
+    stopping = gateway.engine.release(call.peer.id)  # the stop the hang-up started
+    await asyncio.wait_for(stopping, SIGNAL_QUIET_MAX_S + 5)
+    assert time.monotonic() - hung_up >= SIGNAL_QUIET_S - 0.1
+    assert not await gateway.engine.ntg.calls()
 
 
 async def test_caller_giving_up_during_request_call_leaves_nothing_behind(

@@ -14,7 +14,7 @@ from app.telegram.account import TelegramAccount
 from app.telegram.sim import Behaviour, Privacy, SimNetwork
 from app.telegram.sim.network import TIMEOUT, error_code
 
-from tests.telegram.conftest import PhoneFactory
+from tests.telegram.conftest import IncomingCalls, PhoneFactory
 
 
 def rpc(message: str) -> tg.RPCError:
@@ -139,11 +139,11 @@ async def test_flood(gateway: TelegramAccount, make_phone: PhoneFactory, network
     assert error.retry_after == retry_after
 
 
-async def test_incoming_call_from_another_gateway_is_flagged(gateway: TelegramAccount,
+async def test_incoming_call_from_another_gateway_is_flagged(gateway: TelegramAccount, incoming: IncomingCalls,
                                                              make_phone: PhoneFactory) -> None:
     other = await make_phone("other_gw")
     gateway.gateway_user_ids.add(other.user.id)
     await other.call("@tgtrunk_gw")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     assert call.from_gateway
     await call.hangup()

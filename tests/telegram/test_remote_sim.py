@@ -15,6 +15,7 @@ from app.telegram.account import TelegramAccount
 from app.telegram.privatecall import CallState, DiscardReason
 from app.telegram.sim import RemoteSimClient, SimControl
 
+from tests.telegram.conftest import IncomingCalls
 from tests.telegram.test_calls import ONE_SECOND, Recorder, assert_tone
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,9 +112,9 @@ async def test_call_to_a_person_in_another_process_carries_tone(simulator: Simul
 
 
 async def test_person_in_another_process_calls_the_gateway(simulator: Simulator,
-                                                           gateway: TelegramAccount) -> None:
+                                                           incoming: IncomingCalls) -> None:
     await simulator.control.call_gateway("@bench0002")
-    call = await asyncio.wait_for(gateway.incoming.get(), 5)
+    call = await asyncio.wait_for(incoming.get(), 5)
     assert call.state is CallState.RINGING and call.peer.username == "bench0002"
     heard = Recorder(call)
     await call.accept()

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,10 @@ DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
 DH_VERSION = 1
 DAY_S = 86_400
 TIMEOUT = "TIMEOUT"  # an injected "error" that never answers
+# What the network remembers for tests, bounded so a long run (the soak bench, a demo left running) stays flat.
+KEEP_REQUESTS = 1_000  # newest (account, function) pairs in `requests`
+KEEP_ENDED_CALLS = 1_000  # discarded calls kept in `calls` (for their discard reason); active ones always are
+KEEP_MESSAGES = 1_000  # newest messages in each user's inbox
 
 
 class RpcFail(Exception):
@@ -80,12 +85,25 @@ class SimUser:
     privacy: Privacy = field(default_factory=Privacy)
     contacts: set[int] = field(default_factory=set)
     devices: list[Device] = field(default_factory=list)
-    inbox: list[tuple[int, str]] = field(default_factory=list)  # (from user id, text)
-    received: list[SimMessage] = field(default_factory=list)  # the same messages with their buttons
+    inbox: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=KEEP_MESSAGES))  # (from id, text)
+    # the same messages with their buttons
+    received: deque[SimMessage] = field(default_factory=lambda: deque(maxlen=KEEP_MESSAGES))
     bot_token: str | None = None  # a bot account: logs in with this token
     bot_inline: bool = False  # a bot with inline mode on
     pts: int = 0
     message_id: int = 0
+
+
+@dataclass
+class SimMedia:
+    """A file posted with messages.sendMedia, as the receiving chat got it."""
+
+    from_id: int
+    to_id: int  # the chat: a user, or the sender itself for Saved Messages
+    data: bytes
+    caption: str
+    mime_type: str
+    attributes: list[Any]
 
 
 @dataclass
@@ -173,7 +191,8 @@ class SimNetwork(BotServer):
         self.users: dict[int, SimUser] = {}
         self.calls: dict[int, SimCall] = {}
         self.injections: list[Injection] = []
-        self.requests: list[tuple[int | None, str]] = []  # (account, function) log for assertions
+        self.requests: deque[tuple[int | None, str]] = deque(maxlen=KEEP_REQUESTS)  # (account, function)
+        self._ended: deque[int] = deque()  # ids of discarded calls still in `calls`, oldest first
         self._secret = os.urandom(16)
         self._next_id = 100_000_001
         self._authorized: dict[bytes, int] = {}
@@ -186,6 +205,8 @@ class SimNetwork(BotServer):
         self._timers: set[asyncio.TimerHandle] = set()
         self.on_call_end: Callable[[SimCall], None] | None = None
         self._bots_init()
+        self.media: list[SimMedia] = []
+        self._uploads: dict[tuple[int, int], dict[int, bytes]] = {}  # (user, file id) -> part -> bytes
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -419,6 +440,55 @@ class SimNetwork(BotServer):
         self._push(to_id, [raw.types.UpdateNewMessage(message=message, pts=to.pts, pts_count=1)], users)
         return received
 
+    # --- files -----------------------------------------------------------------------------------
+
+    def _upload_SaveFilePart(self, conn: _Conn, q: Any) -> Any:
+        self._save_part(conn, q.file_id, q.file_part, q.bytes)
+        return True
+
+    def _upload_SaveBigFilePart(self, conn: _Conn, q: Any) -> Any:
+        if not 0 <= q.file_part < q.file_total_parts:
+            raise RpcFail("FILE_PART_INVALID")
+        self._save_part(conn, q.file_id, q.file_part, q.bytes)
+        return True
+
+    def _save_part(self, conn: _Conn, file_id: int, part: int, data: bytes) -> None:
+        if part < 0 or part > 3999:
+            raise RpcFail("FILE_PART_INVALID")
+        if len(data) > 512 * 1024:
+            raise RpcFail("FILE_PART_TOO_BIG")
+        self._uploads.setdefault((conn.user_id, file_id), {})[part] = data  # type: ignore[arg-type]
+
+    def _messages_SendMedia(self, conn: _Conn, q: Any) -> Any:
+        sender = self.users[conn.user_id]  # type: ignore[index]
+        if isinstance(q.peer, raw.types.InputPeerSelf):
+            to = sender
+        elif isinstance(q.peer, raw.types.InputPeerUser):
+            to = self._input_user(sender.id, raw.types.InputUser(user_id=q.peer.user_id,
+                                                                  access_hash=q.peer.access_hash))
+        else:
+            raise RpcFail("PEER_ID_INVALID")
+        media = q.media
+        if not isinstance(media, raw.types.InputMediaUploadedDocument):
+            raise RpcFail("MEDIA_INVALID")
+        parts = self._uploads.pop((sender.id, media.file.id), {})
+        if sorted(parts) != list(range(media.file.parts)):
+            raise RpcFail("FILE_PARTS_INVALID")
+        data = b"".join(parts[n] for n in range(media.file.parts))
+        self.media.append(SimMedia(sender.id, to.id, data, q.message, media.mime_type, list(media.attributes)))
+        sender.message_id += 1
+        sender.pts += 1
+        document = raw.types.Document(id=self._long(b"doc", sender.id, sender.message_id), access_hash=0,
+                                      file_reference=b"", date=_now(), mime_type=media.mime_type, size=len(data),
+                                      dc_id=1, attributes=list(media.attributes))
+        sent = raw.types.Message(id=sender.message_id, peer_id=raw.types.PeerUser(user_id=to.id), date=_now(),
+                                 message=q.message, out=True, from_id=raw.types.PeerUser(user_id=sender.id),
+                                 media=raw.types.MessageMediaDocument(document=document, voice=True))
+        return raw.types.Updates(
+            updates=[raw.types.UpdateMessageID(id=sender.message_id, random_id=q.random_id),
+                     raw.types.UpdateNewMessage(message=sent, pts=sender.pts, pts_count=1)],
+            users=[self._view(sender.id, to)], chats=[], date=_now(), seq=0)
+
     # --- calls -----------------------------------------------------------------------------------
 
     def _messages_GetDhConfig(self, conn: _Conn, q: Any) -> Any:
@@ -543,6 +613,9 @@ class SimNetwork(BotServer):
             raw.types.PhoneCallDiscardReasonDisconnect: "disconnect",
         }.get(type(reason), "hangup")
         self._push(call.other(by), [raw.types.UpdatePhoneCall(phone_call=self._discarded(call))], [])
+        self._ended.append(call.id)
+        while len(self._ended) > KEEP_ENDED_CALLS:
+            self.calls.pop(self._ended.popleft(), None)
         if self.on_call_end is not None:
             self.on_call_end(call)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +27,9 @@ from app.telegram.sim.transport import SimClient
 
 log = logging.getLogger(__name__)
 
+KEEP_CALLS = 100  # newest calls in `SimPhone.calls`
+KEEP_MESSAGES = 100  # newest chat messages in `SimPhone.messages`
+
 
 @dataclass
 class Behaviour:
@@ -40,15 +45,15 @@ class Behaviour:
 
 @dataclass
 class SimPhone:
-    """One simulated user online with an app; `calls` collects every call it saw, `heard` its audio."""
+    """One simulated user online with an app; `calls` keeps the calls it saw (the newest), `heard` its audio."""
 
     network: SimNetwork
     user: SimUser
     behaviour: Behaviour = field(default_factory=Behaviour)
     account: TelegramAccount | None = None
-    calls: list[PrivateCall] = field(default_factory=list)
+    calls: deque[PrivateCall] = field(default_factory=lambda: deque(maxlen=KEEP_CALLS))
     heard: bytearray = field(default_factory=bytearray)
-    messages: list[tuple[Peer, str]] = field(default_factory=list)
+    messages: deque[tuple[Peer, str]] = field(default_factory=lambda: deque(maxlen=KEEP_MESSAGES))
     stats: PhoneStats = field(default_factory=PhoneStats)  # counted whether or not `record` keeps the PCM
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -90,7 +95,7 @@ class SimPhone:
         """The first received message (from index `after` on) that matches."""
         async def poll() -> SimMessage:
             while True:
-                for message in self.user.received[after:]:
+                for message in itertools.islice(self.user.received, after, None):
                     if predicate(message):
                         return message
                 await asyncio.sleep(0.05)
