@@ -38,7 +38,7 @@ async def test_a_revoked_session_is_told_to_the_administrator_once(sim_gateway, 
         session.add(AccountAdmin(account="main", who="@bossman"))
 
     await asyncio.sleep(2.5)  # two checks of a healthy account: nothing to tell
-    assert boss.messages == []
+    assert not boss.messages
 
     assert network.revoke_sessions(sim_gateway.account.me.id) >= 1
     await wait_until(lambda: boss.messages)
