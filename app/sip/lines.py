@@ -95,7 +95,8 @@ def request_of(line: Line) -> LineRequest:
         dtmf=line.dtmf.value, rules=tuple(line.rules), callerid_templates=tuple(line.callerid_templates),
         callername_template=line.callername_template, identity_header=line.identity_header,
         callerid_in_from=line.callerid_in_from, priority=line.priority, max_calls=line.max_calls,
-        account=line.account, record=line.record, record_chat=line.record_chat)
+        account=line.account, callback_number=line.callback_number,
+        callback_take_number=line.callback_take_number, record=line.record, record_chat=line.record_chat)
 
 
 def _get(session: Session, name: str) -> Line:
