@@ -17,6 +17,8 @@ from app.ari.client import AriClient
 from app.calls.accounts import Accounts
 from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.calls.adminwatch import SessionAccountSender, line_state_changed, watch_accounts
+from app.calls.failedcalls import FailedCallWatch
+from app.calls.recordings import RecordingPoster
 from app.calls.stasis import APP_NAME, StasisApp
 from app.notify import Notifier
 from app.pbx.install import AsteriskInstall, InstallError, find_install
@@ -85,12 +87,15 @@ class Gateway:
             self.instance.log_dir / "security.log", self.db, self.lines.line_for_endpoint,
             settings.ban_threshold, settings.ban_window_s, settings.ban_duration_s,
         )
-        self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts, settings.max_calls)
-        self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
-                                             on_lost=self.stasis.on_asterisk_lost)
         self.tasks = TaskSupervisor()
         self.notifier = Notifier(self.db, SessionAccountSender(self.accounts), lambda: self.accounts.handles,
                                  settings.notify_fold_s)
+        private_dir(settings.recordings_dir)
+        self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts, settings.max_calls,
+                                settings.recordings_dir, FailedCallWatch(self.notifier, settings.failed_calls_notify))
+        self.recordings = RecordingPoster(self.db, self.accounts)
+        self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
+                                             on_lost=self.stasis.on_asterisk_lost)
         self.lines.on_state = lambda line, old, new: line_state_changed(self.notifier, line, old, new)
         self._web: web.AppRunner | None = None
 
@@ -173,7 +178,7 @@ class Gateway:
         calls = []
         for session in self.stasis.live:
             record = session.record
-            counters = session.media.relay.counters if session.media else None
+            counters = session.media.relay.stats if session.media else None
             peer = session.tg_call.peer if session.tg_call else None
             calls.append({
                 "direction": record.direction, "line": record.line, "account": record.account,
@@ -229,6 +234,7 @@ class Gateway:
         self.tasks.start("security-log", self.security.run)
         self.tasks.start("account-settings", lambda: self.accounts.watch_settings(self.db))
         self.tasks.start("held-rows", self.db.write_held)
+        self.tasks.start("recordings", self.recordings.run)
         self.tasks.start("account-watch", lambda: watch_accounts(
             self.accounts, self.notifier, self.settings.account_check_s, self.settings.flood_notify_s))
         await asyncio.wait_for(self.ari.connected.wait(), 10)

@@ -74,12 +74,17 @@ class Settings:
     notify_fold_s: float = 600.0  # one notification per event kind in this window (repeats are folded)
     account_check_s: float = 60.0  # how often each account is asked for itself (revoked, limited)
     flood_notify_s: int = 300  # a FLOOD_WAIT at least this long is told to the administrators
+    failed_calls_notify: int = 5  # this many failed (5xx) calls in a row on a line are told to the administrators
     external_address: HostPort | None = None  # behind NAT: the public address put in SDP and Contact
     local_nets: tuple[str, ...] = ()  # networks reached without NAT (they get the private address)
 
     @property
     def secret_key_path(self) -> Path:
         return self.data_dir / "secret.key"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
 
     @property
     def admin_token_path(self) -> Path:
@@ -154,6 +159,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         notify_fold_s=float(_int(env, "TGTRUNK_NOTIFY_FOLD", 600)),
         account_check_s=float(_int(env, "TGTRUNK_ACCOUNT_CHECK", 60)),
         flood_notify_s=_int(env, "TGTRUNK_FLOOD_NOTIFY", 300),
+        failed_calls_notify=_int(env, "TGTRUNK_FAILED_CALLS_NOTIFY", 5),
         external_address=_external_address(env.get("TGTRUNK_EXTERNAL_ADDRESS"), sip_bind.port),
         local_nets=_local_nets(env.get("TGTRUNK_LOCAL_NETS")),
     )

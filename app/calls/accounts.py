@@ -32,13 +32,16 @@ class AccountHandle:
     dtmf_in: bool = True
     dtmf_out: bool = True
     max_calls: int | None = None  # concurrent calls, both directions
+    record: bool = False
+    record_chat: str | None = None
     sessions: set[Any] = field(default_factory=set)  # its live CallSessions (callsession.py imports this module)
     active: int = 0  # calls counted against max_calls (kept by the Stasis app)
 
 
 def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
     """The session settings a running call flow reads, as `AccountHandle` fields."""
-    return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls}
+    return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls, "record": row.record,
+            "record_chat": row.record_chat}
 
 
 class Accounts:
@@ -47,10 +50,11 @@ class Accounts:
         self.failed: dict[str, str] = {}  # stored accounts whose session did not start: name -> why
 
     def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True,
-            max_calls: int | None = None) -> AccountHandle:
+            max_calls: int | None = None, record: bool = False, record_chat: str | None = None) -> AccountHandle:
         if account.sample_rate != MEDIA_SAMPLE_RATE:
             raise ValueError(f"account {name} runs its calls at {account.sample_rate} Hz, the media at {MEDIA_SAMPLE_RATE}")
-        handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out, max_calls=max_calls)
+        handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out, max_calls=max_calls,
+                               record=record, record_chat=record_chat)
         self.handles[name] = handle
         self._mark_gateways()
         return handle

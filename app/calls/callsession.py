@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from app.ari.client import ARI_FAILURES, AriClient, AriError
 from app.calls import codes
 from app.calls.accounts import AccountHandle
 from app.calls.mediabridge import MEDIA_SAMPLE_RATE, MediaBridge
+from app.media.recorder import CallRecorder
 from app.store.callrecord import CallRecord
 from app.store.db import Database
 from app.store.line import utcnow
@@ -72,6 +75,9 @@ class CallSession:
         self.task: asyncio.Task[None] | None = None
         self.channels: dict[str, CallSession] | None = None  # the app's channel -> session index
         self.wait_in_stasis: Callable[[str], Awaitable[None]] | None = None
+        self.recordings_dir: Path | None = None
+        self.record_chat: str | None = None  # set: the call is recorded and posted there (stasis.record_chat)
+        self.recorder: CallRecorder | None = None
 
     def bind_channel(self, channel_id: str) -> None:
         """This session owns the SIP channel: its events (hang-up, DTMF) come here."""
@@ -85,8 +91,38 @@ class CallSession:
         self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis)
         relay = await self.media.open(self.sip_channel_id)
         call = self.tg_call
-        relay.on_pcm = call.push_audio
-        call.on_audio = relay.send_pcm  # on NTgCalls' thread: the relay's sending is thread-safe
+        recorder = self._start_recording()
+        if recorder is None:
+            relay.on_pcm = call.push_audio
+            call.on_audio = relay.send_pcm  # on NTgCalls' thread: the relay's sending is thread-safe
+            return
+
+        def from_sip(pcm: bytes) -> None:
+            call.push_audio(pcm)
+            recorder.from_sip(pcm)
+
+        def from_telegram(pcm: bytes, posted_at: float) -> None:  # NTgCalls' thread: neither of these blocks
+            relay.send_pcm(pcm, posted_at)
+            recorder.from_telegram(pcm)
+
+        relay.on_pcm = from_sip
+        call.on_audio = from_telegram
+
+    def _start_recording(self) -> CallRecorder | None:
+        if not (self.record_chat and self.recordings_dir):
+            return None
+        started = utcnow()
+        path = self.recordings_dir / f"{started:%Y%m%d-%H%M%S}-{self.direction}-{self.line}-{secrets.token_hex(4)}.ogg"
+        try:
+            self.recorder = CallRecorder(path, MEDIA_SAMPLE_RATE)
+        except Exception as exc:  # noqa: BLE001 - the call goes on unrecorded
+            log.error("call on line %s is not recorded: %s", self.line, exc)
+            self.record.recording_state, self.record.recording_error = "failed", str(exc)
+            return None
+        self.record.recording, self.record.recording_chat = str(path), self.record_chat
+        self.record.recording_state = "recording"
+        log.info("call on line %s is recorded to %s (posted to %s after the call)", self.line, path, self.record_chat)
+        return self.recorder
 
     # Events from the SIP side ------------------------------------------------------------------
     def on_sip_hangup(self) -> None:
@@ -205,6 +241,12 @@ class CallSession:
         if self.media:
             await self.media.close()
         record = self.record
+        if self.recorder:
+            record.recording_s = round(await asyncio.to_thread(self.recorder.close), 2)
+            if self.recorder.error:
+                record.recording_state, record.recording_error = "failed", self.recorder.error
+            else:
+                record.recording_state = "pending"  # app/calls/recordings.py posts it
         record.ended_at = utcnow()
         record.result_code = code
         record.reason = reason

@@ -8,11 +8,13 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.ari.client import AriClient, AriError, AriEvent
 from app.calls import codes
 from app.calls.accounts import AccountHandle, Accounts
 from app.calls.callsession import CallSession, Reject, reject_channel
+from app.calls.failedcalls import FailedCallWatch
 from app.calls.siptotelegram import SipToTelegram
 from app.calls.telegramtosip import TelegramToSip
 from app.sip.line import endpoint_id
@@ -46,8 +48,11 @@ class InboundCall:
 
 class StasisApp:
     def __init__(self, ari: AriClient, db: Database, lines: LineSync, accounts: Accounts,
-                 max_calls: int | None = None) -> None:
+                 max_calls: int | None = None, recordings_dir: Path | None = None,
+                 failed_calls: FailedCallWatch | None = None) -> None:
         self.ari = ari
+        self.recordings_dir = recordings_dir
+        self.failed_calls = failed_calls
         self.max_calls = max_calls  # the whole gateway's (TGTRUNK_MAX_CALLS)
         self.db = db
         self.lines = lines
@@ -95,6 +100,7 @@ class StasisApp:
         log.info("call from line %s (caller %s) to %r", call.line, call.caller or "unknown", call.dialled)
         handle = self.accounts.for_line(line) if line else None
         session = SipToTelegram(self.ari, self.db, APP_NAME, handle, call.line)
+        session.record.caller = call.caller or None
         if line is None:
             await self._refuse_sip(session, call, codes.NOT_FOUND, f"line {call.line} is not configured")
             return
@@ -189,6 +195,7 @@ class StasisApp:
                 self.active_per_line[session.line or ""] -= 1
                 self.active_per_line[line.name] += 1
                 session.line = session.record.line = line.name
+                session.record_chat = record_chat(line, session.handle)
         await session.run(call, groups, key, check, move)
     async def on_telegram_message(self, handle: AccountHandle, peer: Peer, text: str) -> None:
         for session in list(handle.sessions):
@@ -227,6 +234,8 @@ class StasisApp:
         # Counted before the first await, so parallel attempts see an exact count.
         session.channels = self.by_channel
         session.wait_in_stasis = self.wait_in_stasis
+        session.recordings_dir = self.recordings_dir
+        session.record_chat = record_chat(line, session.handle)
         if channel_id is not None:
             session.bind_channel(channel_id)
         self.live.add(session)
@@ -251,3 +260,20 @@ class StasisApp:
                 session.handle.active -= 1
             if session.sip_channel_id:
                 self.by_channel.pop(session.sip_channel_id, None)
+            if self.failed_calls and session.record.result_code is not None:
+                self.failed_calls.call_ended(session.line or line.name, line.account, session.record.result_code,
+                                             session.record.reason)
+
+
+def record_chat(line: Line, handle: AccountHandle | None) -> str | None:
+    """Where a call on this line is posted once recorded; None when it is not recorded.
+
+    The line's --record wins over the account's; a chat left unset falls back to the account's, then to the
+    session account's own Saved Messages ("me")."""
+    account_chat = handle.record_chat if handle else None
+    if line.record:
+        return line.record_chat or account_chat or "me"
+    if handle is not None and handle.record:
+        return account_chat or "me"
+    return None
+

@@ -70,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--autoreply", metavar="TEXT", help="text sent in reply to every message ('' turns it off)")
     p.add_argument("--max-calls", type=int, metavar="N",
                    help="concurrent calls on this account, both directions (0: no limit); more are refused with 503")
+    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
+                   help="record the account's calls and post them to the record chat after each call")
+    p.add_argument("--record-chat", metavar="CHAT",
+                   help="where recordings go: @username, a chat id (-100…) or me (Saved Messages, the default); "
+                        "'' unsets it")
     p.set_defaults(handler=_lazy("cmd_settings"))
 
     p = sub.add_parser("admin", help="administrators: who is told when the account needs a person",

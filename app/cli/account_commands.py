@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from app.cli import CliError
 from app.settings import Settings, load_settings
+from app.sip.line import LineError, check_record_chat
 from app.store.account import SETTING_FLAGS, TelegramAccountRow
 from app.store.db import Database
 from app.store.secretbox import SecretBox, SecretBoxError
@@ -147,6 +148,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         _say(f"{flag.replace('_', '-') + ':':<12} {'on' if getattr(row, flag) else 'off'}")
     _say(f"autoreply:   {row.autoreply or '(off)'}")
     _say(f"max-calls:   {row.max_calls or 'no limit'}")
+    _say(f"record:      {'on, to ' + (row.record_chat or 'me') if row.record else 'off'}")
     return 0
 
 
@@ -160,6 +162,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
         if args.max_calls < 0:
             raise CliError("--max-calls must be 0 (no limit) or more")
         changes["max_calls"] = args.max_calls or None
+    if args.record is not None:
+        changes["record"] = args.record
+    if args.record_chat is not None:
+        try:
+            changes["record_chat"] = check_record_chat(args.record_chat) if args.record_chat else None
+        except LineError as exc:
+            raise CliError(str(exc)) from None
     if not changes:
         raise CliError("nothing to change; see `tgtrunk account settings --help`")
     with db.session() as s:

@@ -7,7 +7,7 @@ import argparse
 from sqlmodel import select
 
 from app.settings import load_settings
-from app.store.callrecord import CallRecord
+from app.store.callrecord import CallRecord, recording_where
 from app.store.db import Database
 
 
@@ -32,4 +32,6 @@ def run(args: argparse.Namespace) -> int:
         media = f"{r.packets_in}/{r.lost_in}/{r.packets_out}"
         print(f"{r.started_at:%Y-%m-%d %H:%M:%S} {direction:<15} {r.line or '-':<12} {r.dialled or '-':<16} "
               f"{peer:<18} {r.result_code or 0:>4} {r.duration_s:>5}  {media:<16} {r.reason}")
+        if r.recording_state:
+            print(f"{'':<19} recording: {recording_where(r)}")
     return 0

@@ -78,6 +78,11 @@ def _line_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, help="higher rings first for incoming Telegram calls (default 0)")
     p.add_argument("--max-calls", type=int, help="concurrent calls allowed on the line")
     p.add_argument("--account", help="the Telegram account this line serves")
+    p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
+                   help="record this line's calls and post them to the record chat after each call")
+    p.add_argument("--record-chat", metavar="CHAT",
+                   help="where recordings go: @username, a chat id (-100…) or me (default: the account's record "
+                        "chat, else its Saved Messages)")
 
 
 def _db() -> Database:
@@ -128,6 +133,7 @@ def set_line(args: argparse.Namespace) -> int:
             pbx_number=line.pbx_number, codecs=line.codecs, dtmf=line.dtmf.value, rules=tuple(line.rules),
             callerid_templates=tuple(line.callerid_templates), callername_template=line.callername_template,
             identity_header=line.identity_header, callerid_in_from=line.callerid_in_from, priority=line.priority, max_calls=line.max_calls, account=line.account,
+            record=line.record, record_chat=line.record_chat,
         )
         request = _request_from_args(args, base)
         # The stored digest is md5(username:realm:password): it stays valid only while all three stay.

@@ -141,6 +141,8 @@ class LineRequest:
     priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
     max_calls: Annotated[int, Field(le=1_000_000)] | None = None
     account: str | None = None
+    record: bool = False
+    record_chat: str | None = None
 
 
 _LINE_REQUEST = TypeAdapter(LineRequest)
@@ -200,6 +202,8 @@ def build_line(request: LineRequest) -> tuple[Line, str | None]:
         priority=request.priority,
         max_calls=request.max_calls,
         account=request.account,
+        record=request.record,
+        record_chat=check_record_chat(request.record_chat) if request.record_chat else None,
     )
     generated = _apply_mode(line, request)
     return line, generated
@@ -237,6 +241,16 @@ def _apply_mode(line: Line, request: LineRequest) -> str | None:
         line.host = check_host_port(request.host, "--host")
         _refuse(request, "username", "password", "server", "domain", "proxy")
     return generated
+
+
+_RECORD_CHAT = re.compile(r"^(me|@[A-Za-z0-9_]{4,32}|\+?[0-9]{5,16}|id[0-9]{1,20}|-?[0-9]{1,20})$")
+
+
+def check_record_chat(chat: str) -> str:
+    if not _RECORD_CHAT.match(chat):
+        raise LineError(f"record chat {chat!r}: use me (Saved Messages), @username, +phone, idUSERID or a chat id "
+                        "such as -1001234567890")
+    return chat
 
 
 def _check_username(username: str) -> str:

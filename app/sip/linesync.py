@@ -58,7 +58,10 @@ class LineSync:
     async def sync(self) -> None:
         async with self._lock:
             lines, bans = self._read()
-            self.lines = {line.name: line for line in lines}
+            previous, self.lines = self.lines, {line.name: line for line in lines}
+            for name, line in self.lines.items():
+                if name in previous and line.model_dump() != previous[name].model_dump():
+                    log.info("line %s changed: the running gateway uses its new settings", name)
             await self._sync_bans(bans)
             await self._sync_objects(lines)
 

@@ -37,3 +37,5 @@ class TelegramAccountRow(SQLModel, table=True):
     callback: bool = False
     autoreply: str | None = None
     max_calls: int | None = None  # concurrent calls on this account, both directions; None: no limit
+    record: bool = False  # record its calls and post them to record_chat (the account's Saved Messages if unset)
+    record_chat: str | None = None

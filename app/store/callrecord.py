@@ -36,3 +36,21 @@ class CallRecord(SQLModel, table=True):
     delay_to_sip_p50_us: float = 0.0
     delay_to_sip_p99_us: float = 0.0
     setup_ms: float | None = None  # sip-to-telegram: INVITE in Stasis -> RequestCall sent
+    caller: str | None = None  # sip-to-telegram: the PBX's caller number
+    # The call's recording (app/media/recorder.py): its file while it waits to be posted to `recording_chat`.
+    recording: str | None = None
+    recording_chat: str | None = None
+    recording_state: str | None = None  # recording | pending | posted | failed
+    recording_error: str | None = None  # why the last post failed (it is retried) or why recording failed
+    recording_s: float | None = None
+
+
+def recording_where(record: CallRecord) -> str:
+    """Where a call's recording is, for `tgtrunk calls` and the admin pages ("" when the call was not recorded)."""
+    state = record.recording_state
+    if state is None:
+        return ""
+    if state == "posted":
+        return f"posted to {record.recording_chat}"
+    error = f": {record.recording_error}" if record.recording_error else ""
+    return f"{state} {record.recording or ''}{error}".strip()

@@ -55,6 +55,8 @@ class Line(SQLModel, table=True):
     priority: int = 0
     max_calls: int | None = None
     account: str | None = None
+    record: bool = False  # record this line's calls (whatever the account's setting) and post them to record_chat
+    record_chat: str | None = None  # unset: the account's record_chat, else its Saved Messages
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pyrogram import Client, raw
@@ -27,6 +28,8 @@ MessageCallback = Callable[[Peer, str], Awaitable[None] | None]
 
 ORPHAN_TTL_S = 10.0
 HANDLERS_DRAIN_TIMEOUT_S = 5.0  # on stop: how long incoming-call handlers get to finish after their calls ended
+UPLOAD_PART = 512 * 1024  # Telegram's largest part; 524288 must be a multiple of it
+BIG_FILE = 10 * 1024 * 1024  # larger files go up with saveBigFilePart
 DH_CONFIG_MAX_AGE_S = 3600.0  # Telegram rarely changes its prime; a changed one is picked up within the hour
 
 
@@ -210,6 +213,46 @@ class TelegramAccount:
                 )
             )
         )
+
+    async def chat_peer(self, chat: str) -> Any:
+        """The input peer of a chat to post to: "me" (Saved Messages), a user in the target grammar, or any chat,
+        group or channel pyrogram can resolve (@name, or an id such as -100…)."""
+        if chat in ("me", "self"):
+            return raw.types.InputPeerSelf()
+        try:
+            return (await self.resolve(chat)).input_peer()
+        except PeerNotFound:
+            return await self.client.resolve_peer(int(chat) if chat.lstrip("-").isdigit() else chat)
+
+    async def send_voice(self, chat: str, path: Path, caption: str, duration_s: int) -> int:
+        """Upload an OGG/Opus file (upload.saveFilePart, or saveBigFilePart past 10 MB) and post it to `chat`
+        as a voice message with `caption`; the message's id. Telegram's errors propagate as pyrogram raises them."""
+        peer = await self.chat_peer(chat)
+        size = path.stat().st_size
+        parts = max(1, -(-size // UPLOAD_PART))
+        big = size > BIG_FILE
+        file_id = int.from_bytes(os.urandom(8), "big") >> 1
+        with path.open("rb") as source:
+            for part in range(parts):
+                data = source.read(UPLOAD_PART)
+                if big:
+                    query: Any = raw.functions.upload.SaveBigFilePart(file_id=file_id, file_part=part,
+                                                                      file_total_parts=parts, bytes=data)
+                else:
+                    query = raw.functions.upload.SaveFilePart(file_id=file_id, file_part=part, bytes=data)
+                await self.invoke(query)
+        uploaded = (raw.types.InputFileBig(id=file_id, parts=parts, name=path.name) if big else
+                    raw.types.InputFile(id=file_id, parts=parts, name=path.name, md5_checksum=""))
+        media = raw.types.InputMediaUploadedDocument(
+            file=uploaded, mime_type="audio/ogg",
+            attributes=[raw.types.DocumentAttributeAudio(duration=duration_s, voice=True),
+                        raw.types.DocumentAttributeFilename(file_name=path.name)])
+        updates = await self.invoke(raw.functions.messages.SendMedia(
+            peer=peer, media=media, message=caption, random_id=int.from_bytes(os.urandom(8), "big") >> 1))
+        for update in getattr(updates, "updates", []):
+            if isinstance(update, raw.types.UpdateMessageID):
+                return int(update.id)
+        return 0
 
     # --- updates ----------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from app.sip.line import LineError, LineRequest, build_line, check_unique, gener
 from app.store.account import TelegramAccountRow
 from app.store.adminpassword import check_password, fingerprint
 from app.store.ban import Ban
-from app.store.callrecord import CallRecord
+from app.store.callrecord import CallRecord, recording_where
 from app.store.db import Database
 from app.store.line import Line, LineMode, LineStatus, utcnow
 
@@ -219,7 +219,10 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
     async def calls_page(request: web.Request) -> web.StreamResponse:
         await _logged_in(request)
         query = select(CallRecord).order_by(CallRecord.id.desc()).limit(CALL_PAGE_ROWS)
-        filters = {key: request.query.get(key, "").strip() for key in ("line", "direction", "code", "peer")}
+        filters = {key: request.query.get(key, "").strip()
+                   for key in ("line", "direction", "code", "peer", "recorded")}
+        if filters["recorded"]:
+            query = query.where(CallRecord.recording_state.is_not(None))  # type: ignore[union-attr]
         if filters["line"]:
             query = query.where(CallRecord.line == filters["line"])
         if filters["direction"] in ("sip-to-telegram", "telegram-to-sip"):
@@ -227,7 +230,7 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
         if filters["code"]:
             if not filters["code"].isdigit():
                 return aiohttp_jinja2.render_template("calls.html", request, {
-                    "records": [], "filters": filters, "error": "the SIP code is a number such as 200 or 486"},
+                    "records": [], "filters": filters, "recording_where": recording_where, "error": "the SIP code is a number such as 200 or 486"},
                     status=400)
             query = query.where(CallRecord.result_code == int(filters["code"]))
         if filters["peer"]:
@@ -236,7 +239,8 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
                                 | (CallRecord.dialled == filters["peer"]))
         with ctx.db.session() as session:
             records = list(session.exec(query))
-        return aiohttp_jinja2.render_template("calls.html", request, {"records": records, "filters": filters})
+        return aiohttp_jinja2.render_template("calls.html", request, {"records": records, "filters": filters,
+                                                                         "recording_where": recording_where})
 
     def _lines(request: web.Request, extra: dict[str, Any], status: int = 200) -> web.Response:
         with ctx.db.session() as session:

@@ -17,6 +17,8 @@ def test_older_database_gains_new_columns_and_keeps_its_rows(tmp_path: Path) -> 
     with sqlite3.connect(path) as db:  # the account table as the previous release wrote it
         db.execute("ALTER TABLE telegram_account DROP COLUMN max_calls")
         db.execute("ALTER TABLE telegram_account DROP COLUMN dtmf_out")
+        db.execute("ALTER TABLE telegram_account DROP COLUMN record")
+        db.execute("ALTER TABLE telegram_account DROP COLUMN record_chat")
         db.execute("INSERT INTO telegram_account (name, phone, api_id, session_encrypted, logged_in_at, dtmf_in, "
                    "redial, lines, messages, callback, first_name, last_name) "
                    "VALUES ('sales', '+15550001', 1, 'x', '2026-01-01 00:00:00', 1, 1, 1, 0, 0, '', '')")

@@ -90,6 +90,18 @@ class SimUser:
 
 
 @dataclass
+class SimMedia:
+    """A file posted with messages.sendMedia, as the receiving chat got it."""
+
+    from_id: int
+    to_id: int  # the chat: a user, or the sender itself for Saved Messages
+    data: bytes
+    caption: str
+    mime_type: str
+    attributes: list[Any]
+
+
+@dataclass
 class SimCall:
     id: int
     access_hash: int
@@ -187,6 +199,8 @@ class SimNetwork:
         self._conns: set[_Conn] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self.on_call_end: Callable[[SimCall], None] | None = None
+        self.media: list[SimMedia] = []
+        self._uploads: dict[tuple[int, int], dict[int, bytes]] = {}  # (user, file id) -> part -> bytes
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -404,6 +418,55 @@ class SimNetwork:
         message = raw.types.Message(id=to.message_id, peer_id=raw.types.PeerUser(user_id=from_id), date=_now(),
                                     message=text, out=False, from_id=raw.types.PeerUser(user_id=from_id))
         self._push(to_id, [raw.types.UpdateNewMessage(message=message, pts=to.pts, pts_count=1)], [sender])
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def _upload_SaveFilePart(self, conn: _Conn, q: Any) -> Any:
+        self._save_part(conn, q.file_id, q.file_part, q.bytes)
+        return True
+
+    def _upload_SaveBigFilePart(self, conn: _Conn, q: Any) -> Any:
+        if not 0 <= q.file_part < q.file_total_parts:
+            raise RpcFail("FILE_PART_INVALID")
+        self._save_part(conn, q.file_id, q.file_part, q.bytes)
+        return True
+
+    def _save_part(self, conn: _Conn, file_id: int, part: int, data: bytes) -> None:
+        if part < 0 or part > 3999:
+            raise RpcFail("FILE_PART_INVALID")
+        if len(data) > 512 * 1024:
+            raise RpcFail("FILE_PART_TOO_BIG")
+        self._uploads.setdefault((conn.user_id, file_id), {})[part] = data  # type: ignore[arg-type]
+
+    def _messages_SendMedia(self, conn: _Conn, q: Any) -> Any:
+        sender = self.users[conn.user_id]  # type: ignore[index]
+        if isinstance(q.peer, raw.types.InputPeerSelf):
+            to = sender
+        elif isinstance(q.peer, raw.types.InputPeerUser):
+            to = self._input_user(sender.id, raw.types.InputUser(user_id=q.peer.user_id,
+                                                                  access_hash=q.peer.access_hash))
+        else:
+            raise RpcFail("PEER_ID_INVALID")
+        media = q.media
+        if not isinstance(media, raw.types.InputMediaUploadedDocument):
+            raise RpcFail("MEDIA_INVALID")
+        parts = self._uploads.pop((sender.id, media.file.id), {})
+        if sorted(parts) != list(range(media.file.parts)):
+            raise RpcFail("FILE_PARTS_INVALID")
+        data = b"".join(parts[n] for n in range(media.file.parts))
+        self.media.append(SimMedia(sender.id, to.id, data, q.message, media.mime_type, list(media.attributes)))
+        sender.message_id += 1
+        sender.pts += 1
+        document = raw.types.Document(id=self._long(b"doc", sender.id, sender.message_id), access_hash=0,
+                                      file_reference=b"", date=_now(), mime_type=media.mime_type, size=len(data),
+                                      dc_id=1, attributes=list(media.attributes))
+        sent = raw.types.Message(id=sender.message_id, peer_id=raw.types.PeerUser(user_id=to.id), date=_now(),
+                                 message=q.message, out=True, from_id=raw.types.PeerUser(user_id=sender.id),
+                                 media=raw.types.MessageMediaDocument(document=document, voice=True))
+        return raw.types.Updates(
+            updates=[raw.types.UpdateMessageID(id=sender.message_id, random_id=q.random_id),
+                     raw.types.UpdateNewMessage(message=sent, pts=sender.pts, pts_count=1)],
+            users=[self._view(sender.id, to)], chats=[], date=_now(), seq=0)
 
     # --- calls -----------------------------------------------------------------------------------
 
