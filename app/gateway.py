@@ -15,9 +15,10 @@ from aiohttp import web
 
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
-from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.calls.adminwatch import SessionAccountSender, line_state_changed, watch_accounts
+from app.calls.chatside import ChatSide
 from app.calls.failedcalls import FailedCallWatch
+from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.calls.recordings import RecordingPoster
 from app.calls.stasis import APP_NAME, StasisApp
 from app.notify import Notifier
@@ -31,6 +32,7 @@ from app.store.db import Database
 from app.store.secretfile import private_dir, secret_token
 from app.supervise import TaskSupervisor
 from app.web.admin import build_app
+from app.web.chat_api import add_chat_routes
 from app.web.pages import PageContext, add_pages
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,11 @@ def require_install(settings: Settings) -> AsteriskInstall:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, accounts: Accounts | None = None, simulate_telegram: bool = False) -> None:
+    def __init__(self, settings: Settings, accounts: Accounts | None = None, simulate_telegram: bool = False,
+                 bot_client: Any = None) -> None:
         self.settings = settings
+        self.bot_client = bot_client  # a pyrogram Client logging in as the operator's bot (else from the token)
+        self.chat_side: ChatSide | None = None
         self.accounts = accounts or Accounts()
         self.simulate_telegram = simulate_telegram
         self.demo = None
@@ -138,11 +143,41 @@ class Gateway:
             print("starting the simulated Telegram network (demo users: @echo @tone @busy @private @noanswer)…",
                   flush=True)
             self.demo = DemoTelegram()
-            self.accounts.add("demo", await self.demo.start())
+            from app.telegram.sim.demo import DEMO_SETTINGS
+
+            self.accounts.add("demo", await self.demo.start(), **DEMO_SETTINGS)
+            self.bot_client = self.bot_client or self.demo.bot_client()
         else:
             log.warning("no Telegram account: calls are refused with 503 until `tgtrunk account login NAME` "
                         "(or start with --simulate-telegram)")
         self.stasis.attach_accounts()
+        self.chat_side = ChatSide(self.stasis, self.db, self.accounts, await self._start_bot())
+        self._stack.push_async_callback(self._stop_chat_side)  # before the accounts it sends through stop
+        self.chat_side.attach()
+
+    async def _start_bot(self) -> Any:
+        """The operator's bot (buttons under the gateway's messages), if one is configured; None otherwise."""
+        from app.telegram.bot import InlineBot
+
+        client = self.bot_client
+        if client is None:
+            token = self.settings.bot_token or _read_bot_token(self.settings)
+            if not token:
+                return None
+            client = _bot_client(token)
+            if client is None:
+                return None
+        try:
+            return await InlineBot(client, lambda user, query: None).start()
+        except Exception as exc:  # noqa: BLE001 - without the bot the text commands still work
+            log.error("the bot did not start (%s); the chat menus are sent as text commands", exc)
+            return None
+
+    async def _stop_chat_side(self) -> None:
+        assert self.chat_side is not None
+        await self.chat_side.stop()
+        if self.chat_side.bot is not None:
+            await self.chat_side.bot.stop()
 
     async def _stop_telegram(self) -> None:
         await self.accounts.stop()
@@ -204,6 +239,7 @@ class Gateway:
     async def start_web(self) -> None:
         token = secret_token(self.settings.admin_token_path, "the admin token")
         app = build_app(self.db, token, self.status, self._sim_call, self.health)
+        add_chat_routes(app, self.db, lambda: self.demo)
         add_pages(app, PageContext(self.db, token, self.settings.admin_password_path, self.status, self.live_calls),
                   secret_token(self.settings.data_dir / "web-session-key", "the admin pages' session key").encode())
         self._web = web.AppRunner(app, access_log=None)
@@ -261,6 +297,28 @@ async def serve(settings: Settings, simulate_telegram: bool = False) -> None:
     finally:
         await gateway.close()
         settings.pid_path.unlink(missing_ok=True)
+
+
+def _read_bot_token(settings: Settings) -> str | None:
+    from app.store.secretfile import tighten
+
+    path = settings.bot_token_path
+    if not path.exists():
+        return None
+    tighten(path, 0o600)
+    return path.read_text().strip() or None
+
+
+def _bot_client(token: str) -> Any:
+    api_id, api_hash = os.environ.get("TGTRUNK_API_ID"), os.environ.get("TGTRUNK_API_HASH")
+    if not api_id or not api_hash:
+        log.error("a bot token is set but TGTRUNK_API_ID/TGTRUNK_API_HASH are not: the bot cannot log in; "
+                  "the chat menus are sent as text commands")
+        return None
+    from pyrogram import Client
+
+    return Client("tgtrunk-bot", api_id=int(api_id), api_hash=api_hash, bot_token=token, in_memory=True,
+                  workers=2, no_updates=False)
 
 
 def _write_pid(path: Path) -> None:

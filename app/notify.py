@@ -1,8 +1,8 @@
 """Telling an account's administrators when something needs a person.
 
-One chat message per event with what to do, sent through a `ChatSender` (today the session account itself, or
-another running account when the session is the thing that broke; the operator's bot can serve the same
-interface later). Repeats of an event are folded: at most one message per event key in the fold window. Every
+One chat message per event with what to do, sent through a `NotificationSender` (the session account's
+`ChatSender`, so its spacing and FLOOD_WAIT hold, or another running account's when the session is the thing
+that broke). Repeats of an event are folded: at most one message per event key in the fold window. Every
 notification, sent, folded or undeliverable, is logged."""
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 DEFAULT_FOLD_S = 600.0
 
 
-class ChatSender(Protocol):
+class NotificationSender(Protocol):
     async def send(self, account: str, to: str, text: str) -> None:
         """Send `text` to the user `to` (@username or user id) on behalf of `account`; raise if it cannot."""
 
 
 class Notifier:
-    def __init__(self, db: Database, sender: ChatSender, accounts: Callable[[], Iterable[str]],
+    def __init__(self, db: Database, sender: NotificationSender, accounts: Callable[[], Iterable[str]],
                  fold_s: float = DEFAULT_FOLD_S) -> None:
         self.db = db
         self.sender = sender

@@ -71,6 +71,7 @@ class Settings:
     ban_duration_s: float = 600.0
     telegram_sim: str | None = None  # HOST:PORT of a simulated network in its own process
     max_calls: int | None = None  # concurrent calls the whole gateway takes (None: no limit); see bench/
+    bot_token: str | None = None  # TGTRUNK_BOT_TOKEN; else the file `tgtrunk bot set` writes
     notify_fold_s: float = 600.0  # one notification per event kind in this window (repeats are folded)
     account_check_s: float = 60.0  # how often each account is asked for itself (revoked, limited)
     flood_notify_s: int = 300  # a FLOOD_WAIT at least this long is told to the administrators
@@ -97,6 +98,10 @@ class Settings:
     @property
     def ari_password_path(self) -> Path:
         return self.data_dir / "ari-password"
+
+    @property
+    def bot_token_path(self) -> Path:
+        return self.data_dir / "bot-token"
 
     @property
     def pid_path(self) -> Path:
@@ -156,6 +161,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ban_duration_s=float(_int(env, "TGTRUNK_BAN_SECONDS", 600)),
         telegram_sim=env.get("TGTRUNK_TELEGRAM_SIM") or None,
         max_calls=_int(env, "TGTRUNK_MAX_CALLS", 0) or None,
+        bot_token=env.get("TGTRUNK_BOT_TOKEN") or None,
         notify_fold_s=float(_int(env, "TGTRUNK_NOTIFY_FOLD", 600)),
         account_check_s=float(_int(env, "TGTRUNK_ACCOUNT_CHECK", 60)),
         flood_notify_s=_int(env, "TGTRUNK_FLOOD_NOTIFY", 300),

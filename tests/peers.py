@@ -33,6 +33,7 @@ class BaresipPeer:
     """One baresip process bound to `address`; user agents are added at run time with `uanew`."""
 
     address: str = "127.0.0.2"
+    sip_port: int = 0  # chosen at start
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="baresip-")))
     process: asyncio.subprocess.Process | None = None
     events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
@@ -42,7 +43,7 @@ class BaresipPeer:
     _task: asyncio.Task[None] | None = None
 
     async def start(self, tone_hz: int = 1000) -> "BaresipPeer":
-        sip_port = free_port(self.address, socket.SOCK_DGRAM)
+        self.sip_port = sip_port = free_port(self.address, socket.SOCK_DGRAM)
         ctrl_port = free_port()
         (self.directory / "accounts").write_text("")
         (self.directory / "config").write_text(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from app.store.db import Database
 from app.store.line import Line
 from app.store.secretbox import SecretBox
 from app.telegram.account import TelegramAccount
+from app.telegram.chat import ChatSender
 from app.telegram.sessions import open_account
 
 log = logging.getLogger(__name__)
@@ -32,16 +34,32 @@ class AccountHandle:
     dtmf_in: bool = True
     dtmf_out: bool = True
     max_calls: int | None = None  # concurrent calls, both directions
+    redial: bool = True
+    lines: bool = True
+    messages: bool = False
+    callback: bool = False
+    autoreply: str | None = None
+    autoreply_interval_s: int = 600
+    inline_bot: str | None = None
+    inline_query: str | None = None
     record: bool = False
     record_chat: str | None = None
     sessions: set[Any] = field(default_factory=set)  # its live CallSessions (callsession.py imports this module)
     active: int = 0  # calls counted against max_calls (kept by the Stasis app)
+    chat: ChatSender | None = None  # every message into a chat goes through it (rate limits, FLOOD_WAIT)
+    on_call_end: Callable[[Any], None] | None = None  # the chat side's post-call work, given the CallSession
+
+    def chat_allowed(self) -> bool:
+        """With every chat switch off the gateway says nothing in any chat (the reference's promise)."""
+        return self.redial or self.lines or self.messages or self.dtmf_in or self.dtmf_out
 
 
 def live_settings(row: TelegramAccountRow) -> dict[str, Any]:
     """The session settings a running call flow reads, as `AccountHandle` fields."""
-    return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls, "record": row.record,
-            "record_chat": row.record_chat}
+    return {"dtmf_in": row.dtmf_in, "dtmf_out": row.dtmf_out, "max_calls": row.max_calls, "redial": row.redial,
+            "lines": row.lines, "messages": row.messages, "callback": row.callback, "autoreply": row.autoreply,
+            "autoreply_interval_s": row.autoreply_interval_s, "inline_bot": row.inline_bot,
+            "inline_query": row.inline_query, "record": row.record, "record_chat": row.record_chat}
 
 
 class Accounts:
@@ -49,12 +67,11 @@ class Accounts:
         self.handles: dict[str, AccountHandle] = {}
         self.failed: dict[str, str] = {}  # stored accounts whose session did not start: name -> why
 
-    def add(self, name: str, account: TelegramAccount, dtmf_in: bool = True, dtmf_out: bool = True,
-            max_calls: int | None = None, record: bool = False, record_chat: str | None = None) -> AccountHandle:
+    def add(self, name: str, account: TelegramAccount, **settings: Any) -> AccountHandle:
+        """`settings`: session settings as in `live_settings` (the defaults of a new account otherwise)."""
         if account.sample_rate != MEDIA_SAMPLE_RATE:
             raise ValueError(f"account {name} runs its calls at {account.sample_rate} Hz, the media at {MEDIA_SAMPLE_RATE}")
-        handle = AccountHandle(name, account, dtmf_in=dtmf_in, dtmf_out=dtmf_out, max_calls=max_calls,
-                               record=record, record_chat=record_chat)
+        handle = AccountHandle(name, account, chat=ChatSender(account), **settings)
         self.handles[name] = handle
         self._mark_gateways()
         return handle

@@ -20,7 +20,8 @@ REVOKED = frozenset({"AUTH_KEY_UNREGISTERED", "AUTH_KEY_INVALID", "SESSION_REVOK
 
 
 class SessionAccountSender:
-    """Sends as the account itself; when that account cannot (its session is what broke), as another running one."""
+    """Sends as the account itself; when that account cannot (its session is what broke, or flood limits dropped
+    the message), as another running one. Through the account's ChatSender, so its spacing and FLOOD_WAIT hold."""
 
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
@@ -30,9 +31,14 @@ class SessionAccountSender:
         error: Exception = LookupError("no Telegram account is running")
         for handle in handles:
             try:
-                peer = await handle.account.resolve(int(to) if to.isdigit() else to)
-                await handle.account.send_message(peer, text)
-                return
+                account = handle.account
+                peer = await (account.resolve_user_id(int(to)) if to.isdigit() else account.resolve(to))
+                if handle.chat is None:
+                    await handle.account.send_message(peer, text)
+                    return
+                if await handle.chat.text(peer, text):
+                    return
+                raise RuntimeError(f"account {handle.name} did not send it (see the chat: log line)")
             except Exception as exc:  # noqa: BLE001 - try the next account
                 error = exc
                 log.debug("account %s could not send a notification to %s: %s", handle.name, to, exc)

@@ -68,6 +68,7 @@ class CallSession:
         self.sip_gone = asyncio.Event()
         self.asterisk_lost = False
         self.record = CallRecord(direction=self.direction, line=line, account=handle.name if handle else None)
+        self.pbx_party = ""  # the PBX side's number: the caller's (PBX -> Telegram) or the one rung (-> PBX)
         self._dtmf_buffer = ""
         self._dtmf_flush: asyncio.TimerHandle | None = None
         self._closed = False
@@ -177,6 +178,9 @@ class CallSession:
 
     async def _chat(self, peer: Peer, text: str) -> None:
         assert self.handle
+        if self.handle.chat is not None:
+            await self.handle.chat.text(peer, text)
+            return
         try:
             await self.handle.account.send_message(peer, text)
         except Exception as exc:  # noqa: BLE001 - a chat message is best effort
@@ -259,6 +263,8 @@ class CallSession:
         self.db.add_or_hold(record)  # a full or read-only disk must not lose the record: held and retried
         if self.handle:
             self.handle.sessions.discard(self)
+            if self.handle.on_call_end is not None:
+                self.handle.on_call_end(self)
         log.info("call %s on line %s ended: %s %s (%d s; RTP in %d lost %d late %d, out %d of which silence %d)",
                  self.direction, self.line, code, reason, record.duration_s, record.packets_in, record.lost_in,
                  record.late_in, record.packets_out, record.silence_out)

@@ -63,6 +63,9 @@ CALLER_IS_GATEWAY = SipAnswer(482, "Caller has active gateway accounts")
 ASTERISK_LOST = SipAnswer(500, "Asterisk was lost")
 SIP_CALLER_CANCELLED = SipAnswer(487, "SIP caller cancelled")
 TELEGRAM_CALLER_HUNG_UP = SipAnswer(487, "Telegram caller hung up")
+# A call the chat started (Redial, Lines, Callback): the Telegram user is called first.
+CALLBACK_HUNG_UP = SipAnswer(487, "Telegram user hung up")
+CALLBACK_NOT_ANSWERED = SipAnswer(480, "Telegram user did not answer")
 NO_ROOM = 503  # max calls reached: a PBX fails over to its next trunk on 503 (SIP.TG answers 402)
 NOT_FOUND = 404  # a dialled string naming no target, or a line not configured
 INTERNAL = 500

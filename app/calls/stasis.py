@@ -7,12 +7,14 @@ import itertools
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.ari.client import AriClient, AriError, AriEvent
 from app.calls import codes
 from app.calls.accounts import AccountHandle, Accounts
+from app.calls.callback import CallbackToSip
 from app.calls.callsession import CallSession, Reject, reject_channel
 from app.calls.failedcalls import FailedCallWatch
 from app.calls.siptotelegram import SipToTelegram
@@ -64,6 +66,7 @@ class StasisApp:
         self.live: set[CallSession] = set()  # every call from _track until its work ends
         self._keys = itertools.count(1)
         self._in_stasis: dict[str, asyncio.Future[None]] = {}
+        self.on_chat_message: Callable[[AccountHandle, Peer, str], Awaitable[None]] | None = None  # the chat side
         ari.on("StasisStart", self.on_stasis_start)
         ari.on("StasisEnd", self.on_channel_gone)
         ari.on("ChannelDestroyed", self.on_channel_gone)
@@ -100,6 +103,7 @@ class StasisApp:
         log.info("call from line %s (caller %s) to %r", call.line, call.caller or "unknown", call.dialled)
         handle = self.accounts.for_line(line) if line else None
         session = SipToTelegram(self.ari, self.db, APP_NAME, handle, call.line)
+        session.pbx_party = call.caller
         session.record.caller = call.caller or None
         if line is None:
             await self._refuse_sip(session, call, codes.NOT_FOUND, f"line {call.line} is not configured")
@@ -150,10 +154,7 @@ class StasisApp:
 
     # Telegram -> SIP ---------------------------------------------------------------------------
     async def on_telegram_call(self, handle: AccountHandle, call: PrivateCall) -> None:
-        candidates = sorted(
-            (line for line in self.lines.lines.values() if self.accounts.for_line(line) is handle),
-            key=lambda line: -line.priority,
-        )
+        candidates = self.lines_for(handle)
         line = next((l for l in candidates if self._no_room(l, handle) is None), None)
         if call.from_gateway or line is None:
             refusal = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name if line else None)
@@ -197,10 +198,42 @@ class StasisApp:
                 session.line = session.record.line = line.name
                 session.record_chat = record_chat(line, session.handle)
         await session.run(call, groups, key, check, move)
+
     async def on_telegram_message(self, handle: AccountHandle, peer: Peer, text: str) -> None:
         for session in list(handle.sessions):
             if session.tg_call and session.tg_call.peer.id == peer.id and await session.on_chat_message(text):
                 return
+        if self.on_chat_message is not None:
+            await self.on_chat_message(handle, peer, text)
+
+    def lines_for(self, handle: AccountHandle) -> list[Line]:
+        """The lines serving an account, in the order Telegram calls try them (priority)."""
+        return sorted((line for line in self.lines.lines.values() if self.accounts.for_line(line) is handle),
+                      key=lambda line: -line.priority)
+
+    def has_room(self, line: Line, handle: AccountHandle) -> bool:
+        return self._no_room(line, handle) is None
+
+    async def call_back(self, handle: AccountHandle, peer: Peer, line: Line, number: str, trigger: str) -> None:
+        """A call the chat started: Telegram user first, then `number` on the PBX over `line` (a call record)."""
+        session = CallbackToSip(self.ari, self.db, APP_NAME, handle, line.name)
+        full = self._no_room(line, handle)
+        if full:
+            session.record.dialled, session.record.trigger = number, trigger
+            log.warning("%s for Telegram %s refused: %s", trigger, peer.id, full)
+            await session.close(codes.NO_ROOM, full)
+            return
+        key = str(next(self._keys))
+        self.originating[key] = session
+        self._track(session, line)
+        try:
+            await self._run(session, self._call_back(session, peer, line, number, key, trigger), line)
+        finally:
+            self.originating.pop(key, None)
+
+    async def _call_back(self, session: CallbackToSip, peer: Peer, line: Line, number: str, key: str,
+                         trigger: str) -> None:
+        await session.call_back(peer, line, number, key, await self._registered(line), trigger)
 
     # Channel events ----------------------------------------------------------------------------
     async def on_channel_gone(self, event: AriEvent) -> None:

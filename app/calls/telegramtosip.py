@@ -31,6 +31,7 @@ class Attempt:
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     cause: int | None = None
+    number: str = ""  # the request-URI user rung ("" : the registered device)
 
     def failure(self) -> Reject:
         return Reject(*codes.for_cause(self.cause))
@@ -91,6 +92,7 @@ class TelegramToSip(CallSession):
             winner = await self._ring_by_priority(call, groups, key, check)
             move(winner.line)
             self.record.dialled = winner.line.pbx_number
+            self.pbx_party = winner.number
             self.bind_channel(winner.channel_id)
             if winner.gone.is_set():
                 self.sip_gone.set()
@@ -140,7 +142,9 @@ class TelegramToSip(CallSession):
                      failure.code, failure.reason)
         raise failure
 
-    async def _originate(self, call: PrivateCall, line: Line, key: str) -> Attempt:
+    async def _originate(self, call: PrivateCall, line: Line, key: str, number: str | None = None) -> Attempt:
+        """Ring the PBX: `number` (default the line's --pbx-number) as the request-URI user."""
+        number_on_pbx = line.pbx_number if number is None else number
         peer = call.peer
         number, name = caller_id(line.callerid_templates, line.callername_template,
                                  caller_fields(peer.phone, peer.username, peer.id, peer.name))
@@ -157,7 +161,7 @@ class TelegramToSip(CallSession):
             await self.ari.request("POST", "/channels", params={
                 # With a number, the PBX gets it as the request-URI user (FreePBX routes on it); without one,
                 # the device registered on the line rings as it registered (a softphone).
-                "endpoint": f"PJSIP/{line.pbx_number}@{endpoint_id(line)}" if line.pbx_number
+                "endpoint": f"PJSIP/{number_on_pbx}@{endpoint_id(line)}" if number_on_pbx
                 else f"PJSIP/{endpoint_id(line)}",
                 "app": self.app, "appArgs": f"tg-in,{key}", "channelId": attempt.channel_id,
                 "callerId": f'"{display}" <{number}>' if display else number,
@@ -167,7 +171,9 @@ class TelegramToSip(CallSession):
             self._forget(attempt)
             raise
         log.info("Telegram %s (%s) -> line %s, ringing %s as %r <%s>",
-                 peer.id, peer.username or peer.phone or "-", line.name, line.pbx_number, name, number)
+                 peer.id, peer.username or peer.phone or "-", line.name, number_on_pbx or "the registered device",
+                 name, number)
+        attempt.number = number_on_pbx or ""
         return attempt
 
     async def _first_answer(self, call: PrivateCall, ringing: list[Attempt]) -> Attempt | None:
@@ -214,5 +220,5 @@ class TelegramToSip(CallSession):
         if call is None or call.ended.done():
             return
         await call.hangup(codes.discard_for(exc.code))
-        if exc.code != codes.NO_ANSWER.code:
+        if exc.code != codes.NO_ANSWER.code and self.handle and self.handle.chat_allowed():
             await self._chat(call.peer, f"{exc.code} {exc.reason}")

@@ -14,7 +14,7 @@ from app.settings import SettingsError, load_settings
 from app.store.secretfile import SecretFileError
 
 # Modules under app.cli that define `register(subparsers)`.
-COMMAND_MODULES = ("serve", "asterisk", "status", "line", "account", "sim", "calls", "backup", "logs", "admin")
+COMMAND_MODULES = ("serve", "asterisk", "status", "line", "account", "sim", "calls", "bot", "backup", "logs", "admin")
 
 
 class CliError(Exception):

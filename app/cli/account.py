@@ -67,7 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         option = flag.replace("_", "-")
         p.add_argument(f"--{option}", dest=flag, action="store_true", default=None, help=f"{helps[flag]} (--no-{option}: off)")
         p.add_argument(f"--no-{option}", dest=flag, action="store_false", help=argparse.SUPPRESS)
-    p.add_argument("--autoreply", metavar="TEXT", help="text sent in reply to every message ('' turns it off)")
+    p.add_argument("--autoreply", metavar="TEMPLATE",
+                   help="sent in reply to a message ('' turns it off); {text} {phone} {username} {userid} {name}")
+    p.add_argument("--autoreply-interval", dest="autoreply_interval_s", type=int, metavar="SECONDS",
+                   help="at most one autoreply per user in this time (default 600)")
+    p.add_argument("--inline-bot", metavar="@NAME",
+                   help="messages no line takes go to this external inline bot ('' turns it off)")
+    p.add_argument("--inline-query", metavar="TEMPLATE",
+                   help="the query the inline bot gets (default '{text}'); same fields as --autoreply")
     p.add_argument("--max-calls", type=int, metavar="N",
                    help="concurrent calls on this account, both directions (0: no limit); more are refused with 503")
     p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,

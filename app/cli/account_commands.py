@@ -9,13 +9,14 @@ import os
 import sys
 from datetime import datetime, timezone
 
+from pydantic import ValidationError
 from pyrogram import raw
 from sqlmodel import select
 
 from app.cli import CliError
 from app.settings import Settings, load_settings
-from app.sip.line import LineError, check_record_chat
-from app.store.account import SETTING_FLAGS, TelegramAccountRow
+from app.sip.line import LineError, check_record_chat, validation_message
+from app.store.account import SETTING_FLAGS, SessionSettingsPatch, TelegramAccountRow
 from app.store.db import Database
 from app.store.secretbox import SecretBox, SecretBoxError
 from app.telegram import sessions
@@ -146,7 +147,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     _say(f"privacy:     {'applied ' + format(row.privacy_applied_at, '%Y-%m-%d %H:%M') if row.privacy_applied_at else 'not applied'}")
     for flag in SETTING_FLAGS:
         _say(f"{flag.replace('_', '-') + ':':<12} {'on' if getattr(row, flag) else 'off'}")
-    _say(f"autoreply:   {row.autoreply or '(off)'}")
+    _say(f"autoreply:   {row.autoreply or '(off)'}" + (f" (at most every {row.autoreply_interval_s} s)"
+                                                          if row.autoreply else ""))
+    _say(f"inline bot:  {'@' + row.inline_bot if row.inline_bot else '(off)'}"
+         + (f" query {row.inline_query!r}" if row.inline_bot and row.inline_query else ""))
     _say(f"max-calls:   {row.max_calls or 'no limit'}")
     _say(f"record:      {'on, to ' + (row.record_chat or 'me') if row.record else 'off'}")
     return 0
@@ -155,13 +159,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     _settings, db, _box = _context()
     _row(db, args.name)
-    changes = {flag: getattr(args, flag) for flag in SETTING_FLAGS if getattr(args, flag) is not None}
-    if args.autoreply is not None:
-        changes["autoreply"] = args.autoreply or None
-    if args.max_calls is not None:
-        if args.max_calls < 0:
-            raise CliError("--max-calls must be 0 (no limit) or more")
-        changes["max_calls"] = args.max_calls or None
+    given = {key: getattr(args, key) for key in (*SETTING_FLAGS, "autoreply", "autoreply_interval_s", "inline_bot",
+                                                 "inline_query", "max_calls") if getattr(args, key) is not None}
+    if (args.max_calls or 0) < 0:
+        raise CliError("--max-calls must be 0 (no limit) or more")
+    try:
+        changes = SessionSettingsPatch(**given).changes()
+    except ValidationError as exc:
+        raise CliError(validation_message(exc)) from None
     if args.record is not None:
         changes["record"] = args.record
     if args.record_chat is not None:

@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     for r in records:
         peer = f"@{r.peer_username}" if r.peer_username else (r.peer_phone or (str(r.peer_id) if r.peer_id else "-"))
         direction = "SIP->Telegram" if r.direction == "sip-to-telegram" else "Telegram->SIP"
+        if r.trigger:
+            direction = f"{r.trigger}->SIP"  # a call the chat started (redial, lines, callback)
         media = f"{r.packets_in}/{r.lost_in}/{r.packets_out}"
         print(f"{r.started_at:%Y-%m-%d %H:%M:%S} {direction:<15} {r.line or '-':<12} {r.dialled or '-':<16} "
               f"{peer:<18} {r.result_code or 0:>4} {r.duration_s:>5}  {media:<16} {r.reason}")

@@ -78,6 +78,13 @@ def _line_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, help="higher rings first for incoming Telegram calls (default 0)")
     p.add_argument("--max-calls", type=int, help="concurrent calls allowed on the line")
     p.add_argument("--account", help="the Telegram account this line serves")
+    p.add_argument("--callback-number", metavar="NUMBER",
+                   help="Callback: the number rung when a chat message holds none (or numbers are ignored)")
+    p.add_argument("--callback-take-number", dest="callback_take_number", action="store_true", default=None,
+                   help="Callback: dial the number written in the message (the default; "
+                        "--no-callback-take-number: always the --callback-number)")
+    p.add_argument("--no-callback-take-number", dest="callback_take_number", action="store_false",
+                   help=argparse.SUPPRESS)
     p.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
                    help="record this line's calls and post them to the record chat after each call")
     p.add_argument("--record-chat", metavar="CHAT",
@@ -133,6 +140,7 @@ def set_line(args: argparse.Namespace) -> int:
             pbx_number=line.pbx_number, codecs=line.codecs, dtmf=line.dtmf.value, rules=tuple(line.rules),
             callerid_templates=tuple(line.callerid_templates), callername_template=line.callername_template,
             identity_header=line.identity_header, callerid_in_from=line.callerid_in_from, priority=line.priority, max_calls=line.max_calls, account=line.account,
+            callback_number=line.callback_number, callback_take_number=line.callback_take_number,
             record=line.record, record_chat=line.record_chat,
         )
         request = _request_from_args(args, base)

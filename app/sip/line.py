@@ -141,6 +141,8 @@ class LineRequest:
     priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
     max_calls: Annotated[int, Field(le=1_000_000)] | None = None
     account: str | None = None
+    callback_number: str | None = None
+    callback_take_number: bool = True
     record: bool = False
     record_chat: str | None = None
 
@@ -161,7 +163,7 @@ def validation_message(error: ValidationError) -> str:
     problems = []
     for item in error.errors(include_url=False):
         where = ".".join(str(part) for part in item["loc"])
-        message = "unknown field" if item["type"] == "unexpected_keyword_argument" else item["msg"]
+        message = "unknown field" if item["type"] in ("unexpected_keyword_argument", "extra_forbidden") else item["msg"]
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 
@@ -202,6 +204,8 @@ def build_line(request: LineRequest) -> tuple[Line, str | None]:
         priority=request.priority,
         max_calls=request.max_calls,
         account=request.account,
+        callback_number=request.callback_number or None,
+        callback_take_number=request.callback_take_number,
         record=request.record,
         record_chat=check_record_chat(request.record_chat) if request.record_chat else None,
     )

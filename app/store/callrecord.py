@@ -37,6 +37,7 @@ class CallRecord(SQLModel, table=True):
     delay_to_sip_p99_us: float = 0.0
     setup_ms: float | None = None  # sip-to-telegram: INVITE in Stasis -> RequestCall sent
     caller: str | None = None  # sip-to-telegram: the PBX's caller number
+    trigger: str | None = None  # a call the chat started: "redial" | "lines" | "callback"
     # The call's recording (app/media/recorder.py): its file while it waits to be posted to `recording_chat`.
     recording: str | None = None
     recording_chat: str | None = None

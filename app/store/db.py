@@ -28,6 +28,7 @@ def _import_tables() -> None:
     import app.store.line  # noqa: F401
     import app.store.ban  # noqa: F401
     import app.store.callrecord  # noqa: F401
+    import app.store.conversation  # noqa: F401
     import app.store.account  # noqa: F401
     import app.store.admin  # noqa: F401
 

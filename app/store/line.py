@@ -55,6 +55,9 @@ class Line(SQLModel, table=True):
     priority: int = 0
     max_calls: int | None = None
     account: str | None = None
+    # Callback (a chat message makes the gateway call the sender back, then this line's PBX):
+    callback_number: str | None = None  # the number rung when the message holds none (or numbers are ignored)
+    callback_take_number: bool = True  # a number in the message is dialled (after the rules)
     record: bool = False  # record this line's calls (whatever the account's setting) and post them to record_chat
     record_chat: str | None = None  # unset: the account's record_chat, else its Saved Messages
     created_at: datetime = Field(default_factory=utcnow)

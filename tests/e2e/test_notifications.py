@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 
@@ -37,7 +38,7 @@ async def test_a_revoked_session_is_told_to_the_administrator_once(sim_gateway, 
         session.add(AccountAdmin(account="main", who="@bossman"))
 
     await asyncio.sleep(2.5)  # two checks of a healthy account: nothing to tell
-    assert boss.messages == []
+    assert not boss.messages
 
     assert network.revoke_sessions(sim_gateway.account.me.id) >= 1
     await wait_until(lambda: boss.messages)
@@ -52,3 +53,19 @@ async def test_a_revoked_session_is_told_to_the_administrator_once(sim_gateway, 
     assert len(boss.messages) == 1
     sent = [r.getMessage() for r in caplog.records if "notification session-revoked sent to @bossman" in r.getMessage()]
     assert len(sent) == 1
+
+
+async def test_a_notification_waits_out_flood_wait_through_the_accounts_chat_sender(sim_gateway, sim_phone, caplog):
+    caplog.set_level(logging.INFO)
+    gateway, network, me = sim_gateway.gateway, sim_gateway.network, sim_gateway.account.me.id
+    boss = await sim_phone("bossman")
+    with gateway.db.session() as session:
+        session.add(AccountAdmin(account="main", who="@bossman"))
+    network.inject("messages.SendMessage", "FLOOD_WAIT_2", user_id=me)
+    started = time.monotonic()
+    assert gateway.notifier.notify("asterisk-restarted", "tgtrunk: Asterisk restarted", account="main")
+    await wait_until(lambda: boss.messages)
+    assert time.monotonic() - started >= 2.0  # waited out, as every chat message of the account
+    assert [text for _, text in boss.messages] == ["tgtrunk: Asterisk restarted"]
+    assert "FLOOD_WAIT of 2 s from Telegram; message to" in caplog.text
+    assert [name for user, name in network.requests if user == me].count("messages.SendMessage") == 2

@@ -24,6 +24,7 @@ from pyrogram.raw.all import objects as raw_objects
 from pyrogram.errors.rpc_error import exceptions as _rpc_exceptions
 from pyrogram.raw.core import Bool, TLObject, Vector
 
+from app.telegram.sim.bots import BotServer, SimMessage, markup_buttons
 from app.telegram.sim.transport import PushTarget, dump, load
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,10 @@ class SimUser:
     contacts: set[int] = field(default_factory=set)
     devices: list[Device] = field(default_factory=list)
     inbox: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=KEEP_MESSAGES))  # (from id, text)
+    # the same messages with their buttons
+    received: deque[SimMessage] = field(default_factory=lambda: deque(maxlen=KEEP_MESSAGES))
+    bot_token: str | None = None  # a bot account: logs in with this token
+    bot_inline: bool = False  # a bot with inline mode on
     pts: int = 0
     message_id: int = 0
 
@@ -174,7 +179,7 @@ class _Conn:
             self.target.push(data)
 
 
-class SimNetwork:
+class SimNetwork(BotServer):
     """Telegram's servers, in-process. Create users with `add_user`, connect clients with `SimClient`."""
 
     def __init__(self, *, ring_timeout: float = 90.0, code: str = "12345", code_ttl: float = 300.0,
@@ -199,6 +204,7 @@ class SimNetwork:
         self._conns: set[_Conn] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self.on_call_end: Callable[[SimCall], None] | None = None
+        self._bots_init()
         self.media: list[SimMedia] = []
         self._uploads: dict[tuple[int, int], dict[int, bytes]] = {}  # (user, file id) -> part -> bytes
 
@@ -267,6 +273,8 @@ class SimNetwork:
             if not name.startswith(("auth.", "help.")) and name != "account.GetPassword" and conn.user_id is None:
                 raise RpcFail("AUTH_KEY_UNREGISTERED", 401)
             result = handler(conn, query)
+            if asyncio.iscoroutine(result):
+                result = await result
         except RpcFail as fail:
             return None, (fail.code, fail.message)
         return _encode(result), None
@@ -301,6 +309,9 @@ class SimNetwork:
             username=user.username,
             phone=user.phone,
             premium=user.premium,
+            bot=bool(user.bot_token),
+            bot_info_version=1 if user.bot_token else None,  # shares flag 14 with `bot`: both or neither
+            bot_inline_placeholder="search" if user.bot_inline else None,
             status=raw.types.UserStatusOnline(expires=_now() + 300) if self.online(user.id)
             else raw.types.UserStatusRecently(),
         )
@@ -401,23 +412,33 @@ class SimNetwork:
         sender = self.users[conn.user_id]  # type: ignore[index]
         to = self._input_user(sender.id, raw.types.InputUser(user_id=q.peer.user_id, access_hash=q.peer.access_hash))
         self.deliver_message(sender.id, to.id, q.message)
+        return self._sent(sender, to, q.message, q.random_id)
+
+    def _sent(self, sender: SimUser, to: SimUser, text: str, random_id: int) -> Any:
+        """What the sender's app gets back for a message it sent."""
         sender.message_id += 1
         sender.pts += 1
         sent = raw.types.Message(id=sender.message_id, peer_id=raw.types.PeerUser(user_id=to.id), date=_now(),
-                                 message=q.message, out=True, from_id=raw.types.PeerUser(user_id=sender.id))
+                                 message=text, out=True, from_id=raw.types.PeerUser(user_id=sender.id))
         return raw.types.Updates(
-            updates=[raw.types.UpdateMessageID(id=sender.message_id, random_id=q.random_id),
+            updates=[raw.types.UpdateMessageID(id=sender.message_id, random_id=random_id),
                      raw.types.UpdateNewMessage(message=sent, pts=sender.pts, pts_count=1)],
             users=[self._view(sender.id, to)], chats=[], date=_now(), seq=0)
 
-    def deliver_message(self, from_id: int, to_id: int, text: str) -> None:
+    def deliver_message(self, from_id: int, to_id: int, text: str, via_bot_id: int | None = None,
+                        reply_markup: Any = None) -> SimMessage:
         to, sender = self.users[to_id], self.users[from_id]
         to.inbox.append((from_id, text))
         to.message_id += 1
         to.pts += 1
+        received = SimMessage(to.message_id, from_id, text, via_bot_id, markup_buttons(reply_markup))
+        to.received.append(received)
         message = raw.types.Message(id=to.message_id, peer_id=raw.types.PeerUser(user_id=from_id), date=_now(),
-                                    message=text, out=False, from_id=raw.types.PeerUser(user_id=from_id))
-        self._push(to_id, [raw.types.UpdateNewMessage(message=message, pts=to.pts, pts_count=1)], [sender])
+                                    message=text, out=False, from_id=raw.types.PeerUser(user_id=from_id),
+                                    via_bot_id=via_bot_id, reply_markup=reply_markup)
+        users = [sender] + ([self.users[via_bot_id]] if via_bot_id else [])
+        self._push(to_id, [raw.types.UpdateNewMessage(message=message, pts=to.pts, pts_count=1)], users)
+        return received
 
     # --- files -----------------------------------------------------------------------------------
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from pyrogram import raw
 
 from app.telegram.account import TelegramAccount
 from app.telegram.errors import TelegramError
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
 from app.telegram.sim.audio import CallAudio, Tone
+from app.telegram.sim.bots import SimMessage
 from app.telegram.sim.network import SimNetwork, SimUser
 from app.telegram.sim.stats import PhoneStats
 from app.telegram.sim.transport import SimClient
@@ -78,6 +83,34 @@ class SimPhone:
     async def send_message(self, peer: Peer, text: str) -> None:
         assert self.account is not None
         await self.account.send_message(peer, text)
+
+    async def say(self, target: str | int, text: str) -> None:
+        """Send a chat message to `target` (e.g. the gateway account's +phone)."""
+        assert self.account is not None
+        peer = await (self.account.resolve_user_id(target) if isinstance(target, int) else self.account.resolve(target))
+        await self.account.send_message(peer, text)
+
+    async def wait_message(self, predicate: Callable[[SimMessage], bool] = lambda m: True,
+                           timeout: float = 10.0, after: int = 0) -> SimMessage:
+        """The first received message (from index `after` on) that matches."""
+        async def poll() -> SimMessage:
+            while True:
+                for message in itertools.islice(self.user.received, after, None):
+                    if predicate(message):
+                        return message
+                await asyncio.sleep(0.05)
+        return await asyncio.wait_for(poll(), timeout)
+
+    async def press(self, label: str, timeout: float = 10.0) -> str:
+        """Press the button `label` of the newest message that has it; returns the bot's toast."""
+        assert self.account is not None
+        message = next((m for m in reversed(self.user.received) if m.button(label) is not None), None)
+        if message is None:
+            raise LookupError(f"no message with a button {label!r} in {self.user.username}'s chats")
+        peer = await self.account.client.resolve_peer(message.from_id)
+        answer = await self.account.invoke(raw.functions.messages.GetBotCallbackAnswer(
+            peer=peer, msg_id=message.id, data=message.button(label)), timeout=timeout)
+        return answer.message or ""
 
     def heard_since(self, start: int) -> bytes:
         return bytes(self.heard[start:])
