@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from app.ari.channel import Channel
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
 from app.calls.adminwatch import SessionAccountSender, line_state_changed, watch_accounts
@@ -116,9 +117,8 @@ class Gateway:
         if self.instance.pid is None or not self.supervisor.ready.is_set():
             return
         try:
-            channels = await self.ari.request("GET", "/channels") or []
-            for channel in channels:
-                await self.ari.request("DELETE", f"/channels/{channel['id']}", params={"reason": "normal"})
+            for channel in await Channel.all(self.ari):
+                await channel.hangup()
         except Exception as exc:  # noqa: BLE001 - shutting down whatever happens
             log.warning("could not end every call before stopping: %s", exc)
 

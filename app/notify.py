@@ -55,8 +55,10 @@ class Notifier:
 
     async def _deliver(self, kind: str, text: str, account: str | None) -> None:
         names = [account] if account else sorted(self.accounts())
-        with self.db.session() as session:
-            admins = list(session.exec(select(AccountAdmin).where(AccountAdmin.account.in_(names))))  # type: ignore[attr-defined]
+        def read() -> list[AccountAdmin]:
+            with self.db.session() as session:
+                return list(session.exec(select(AccountAdmin).where(AccountAdmin.account.in_(names))))  # type: ignore[attr-defined]
+        admins = await asyncio.to_thread(read)
         if not admins:
             log.warning("notification %s: %s (no administrator to tell: `tgtrunk account admin add`)", kind, text)
             return

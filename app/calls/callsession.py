@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from app.ari.channel import Channel
 from app.ari.client import ARI_FAILURES, AriClient, AriError
 from app.calls import codes
 from app.calls.accounts import AccountHandle
@@ -72,6 +73,9 @@ class CallSession:
         self._dtmf_buffer = ""
         self._dtmf_flush: asyncio.TimerHandle | None = None
         self._closed = False
+        # Frees the call's place on its line and account (set by the Stasis app); called before the record is
+        # written, so a written record always means the place is free again.
+        self.release: Callable[[], None] = lambda: None
         self._chats: set[asyncio.Task[None]] = set()  # chat messages on their way (the loop keeps weak references)
         self.task: asyncio.Task[None] | None = None
         self.channels: dict[str, CallSession] | None = None  # the app's channel -> session index
@@ -140,12 +144,9 @@ class CallSession:
         if not self.sip_channel_id:
             return False
         try:
-            await self.ari.request("GET", f"/channels/{self.sip_channel_id}")
-        except AriError as exc:
-            return exc.status == 404
+            return not await Channel(self.ari, self.sip_channel_id).exists()
         except ARI_FAILURES:
             return False
-        return False
 
     async def ari_failed(self, exc: BaseException) -> tuple[int, str]:
         """An ARI request failed (or Asterisk was lost): end the Telegram side; the code and reason to record."""
@@ -200,8 +201,7 @@ class CallSession:
         if not DTMF_DIGITS.match(digits):
             return False
         try:
-            await self.ari.request("POST", f"/channels/{self.sip_channel_id}/dtmf",
-                                   params={"dtmf": digits.upper(), "between": 100, "duration": 120})
+            await Channel(self.ari, self.sip_channel_id).dtmf(digits.upper())
             log.info("DTMF %s from the chat -> SIP channel %s", digits.upper(), self.sip_channel_id)
         except AriError as exc:
             log.warning("could not play DTMF %s: %s", digits, exc)
@@ -228,7 +228,7 @@ class CallSession:
     async def hang_up_sip(self, cause: str = "normal") -> None:
         if self.sip_channel_id and not self.sip_gone.is_set():
             try:
-                await self.ari.request("DELETE", f"/channels/{self.sip_channel_id}", params={"reason": cause})
+                await Channel(self.ari, self.sip_channel_id).hangup(cause)
             except ARI_FAILURES:
                 pass
 
@@ -260,24 +260,25 @@ class CallSession:
             record.duration_s = self.tg_call.duration
         if self.media:
             record.sqlmodel_update(self.media.relay.stats.to_record())
-        self.db.add_or_hold(record)  # a full or read-only disk must not lose the record: held and retried
-        if self.handle:
-            self.handle.sessions.discard(self)
-            if self.handle.on_call_end is not None:
-                self.handle.on_call_end(self)
+        self.release()
+        try:
+            # Off the loop (a locked database must not stall every call's audio); a full or read-only disk
+            # must not lose the record: it is held and retried.
+            await asyncio.to_thread(self.db.add_or_hold, record)
+        finally:
+            if self.handle:
+                self.handle.sessions.discard(self)
+                if self.handle.on_call_end is not None:
+                    self.handle.on_call_end(self)
         log.info("call %s on line %s ended: %s %s (%d s; RTP in %d lost %d late %d, out %d of which silence %d)",
                  self.direction, self.line, code, reason, record.duration_s, record.packets_in, record.lost_in,
                  record.late_in, record.packets_out, record.silence_out)
 
 
-REJECT_CONTEXT = "tgtrunk-reject"
-
-
 async def reject_channel(ari: AriClient, channel_id: str, code: int) -> None:
-    """Answer a ringing INVITE with an exact SIP code (PJSIPHangup in the dialplan's reject context)."""
+    """Answer a ringing INVITE with an exact SIP code, if it still rings."""
     try:
-        await ari.request("POST", f"/channels/{channel_id}/continue",
-                          params={"context": REJECT_CONTEXT, "extension": str(code), "priority": 1})
+        await Channel(ari, channel_id).reject(code)
     except ARI_FAILURES:
         pass  # the caller already hung up, or Asterisk is gone
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from app.ari.bridge import Bridge
+from app.ari.channel import Channel
 from app.ari.client import ARI_FAILURES, AriClient, AriError
 from app.media.relay import RtpRelay
 from app.media.rtp import FORMATS
@@ -24,39 +26,33 @@ class MediaBridge:
         self.app = app
         self.format, payload_type = FORMATS[sample_rate]
         self.relay = RtpRelay(payload_type, sample_rate)
-        self.external_id: str | None = None
-        self.bridge_id: str | None = None
+        self.external: Channel | None = None
+        self.bridge: Bridge | None = None
 
     async def open(self, sip_channel_id: str) -> RtpRelay:
         port = await self.relay.open("127.0.0.1")
-        external = await self.ari.request("POST", "/channels/externalMedia", params={
-            "app": self.app, "external_host": f"127.0.0.1:{port}", "format": self.format,
-            "encapsulation": "rtp", "transport": "udp", "direction": "both",
-        })
-        self.external_id = external["id"]
-        variables = external.get("channelvars") or {}
+        self.external, variables = await Channel.external_media(
+            self.ari, app=self.app, external_host=f"127.0.0.1:{port}", format=self.format)
         address = variables.get("UNICASTRTP_LOCAL_ADDRESS")
         rtp_port = variables.get("UNICASTRTP_LOCAL_PORT")
         if address and rtp_port:
             self.relay.remote = (address, int(rtp_port))
         if self.wait_in_stasis is not None:
-            await self.wait_in_stasis(self.external_id)
-        bridge = await self.ari.request("POST", "/bridges", params={"type": "mixing", "name": f"tgtrunk-{sip_channel_id}"})
-        self.bridge_id = bridge["id"]
-        await self.ari.request("POST", f"/bridges/{self.bridge_id}/addChannel",
-                               params={"channel": f"{sip_channel_id},{self.external_id}"})
+            await self.wait_in_stasis(self.external.id)
+        self.bridge = await Bridge.create(self.ari, f"tgtrunk-{sip_channel_id}")
+        await self.bridge.add(Channel(self.ari, sip_channel_id), self.external)
         return self.relay
 
     async def close(self) -> None:
         self.relay.close()
-        for path in (f"/channels/{self.external_id}" if self.external_id else None,
-                     f"/bridges/{self.bridge_id}" if self.bridge_id else None):
-            if path is None:
+        for part, remove in (("externalMedia channel", self.external.hangup if self.external else None),
+                             ("bridge", self.bridge.destroy if self.bridge else None)):
+            if remove is None:
                 continue
             try:
-                await self.ari.request("DELETE", path)
+                await remove()
             except AriError as exc:
                 if exc.status != 404:
-                    log.warning("cleaning up %s: %s", path, exc)
+                    log.warning("cleaning up the %s: %s", part, exc)
             except ARI_FAILURES:
                 pass  # Asterisk is gone: nothing left to clean

@@ -62,7 +62,7 @@ class RecordingPoster:
         path = Path(record.recording)
         if not path.exists():
             log.error("recording %s of call %d is gone; it cannot be posted", path, record.id)
-            self._update(record.id, "failed", "the file is gone")
+            await asyncio.to_thread(self._update, record.id, "failed", "the file is gone")
             return
         handle = self.accounts.handles.get(record.account or "")
         try:
@@ -81,14 +81,14 @@ class RecordingPoster:
             reason = rpc_id(exc) if rpc_id(exc) != type(exc).__name__ else str(exc) or type(exc).__name__
             log.warning("recording of call %d could not be posted to %s (%s); kept in %s, tried again in %.0f s",
                         record.id, record.recording_chat, reason, path, wait)
-            self._update(record.id, "pending", reason)
+            await asyncio.to_thread(self._update, record.id, "pending", reason)
             return
         path.unlink(missing_ok=True)
         self._retry_at.pop(record.id, None)
         self._back_off.pop(record.id, None)
         log.info("recording of call %d posted to %s (message %d); %s removed", record.id, record.recording_chat,
                  message, path.name)
-        self._update(record.id, "posted", None)
+        await asyncio.to_thread(self._update, record.id, "posted", None)
 
     def _update(self, record_id: int, state: str, error: str | None) -> None:
         with self.db.session() as session:

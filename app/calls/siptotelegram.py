@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from app.ari.channel import Channel
 from app.ari.client import ARI_FAILURES
 from app.calls import codes
 from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done, reject_channel
@@ -75,11 +76,11 @@ class SipToTelegram(CallSession):
                     raise AsteriskLost if self.asterisk_lost else asyncio.CancelledError
                 waiter.result()
                 if step == call.wait_ringing:
-                    await self.ari.request("POST", f"/channels/{self.sip_channel_id}/ring")
+                    await Channel(self.ari, self.sip_channel_id).ring()
         except asyncio.TimeoutError:
             await self.hang_up_telegram(DiscardReason.MISSED)
             raise Reject(*codes.NO_ANSWER) from None
-        await self.ari.request("POST", f"/channels/{self.sip_channel_id}/answer")
+        await Channel(self.ari, self.sip_channel_id).answer()
         self.answered = True
         self.record.answered_at = utcnow()
 

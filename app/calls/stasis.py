@@ -279,6 +279,16 @@ class StasisApp:
             session.handle.active += 1
 
     async def _run(self, session: CallSession, work, line: Line) -> None:  # type: ignore[no-untyped-def]
+        def release() -> None:
+            if session not in self.live:
+                return
+            self.live.discard(session)
+            self.active_per_line[session.line or line.name] -= 1
+            self.active -= 1
+            if session.handle:
+                session.handle.active -= 1
+
+        session.release = release
         task = asyncio.ensure_future(work)
         session.task = task
         try:
@@ -286,11 +296,7 @@ class StasisApp:
         except Exception:
             log.exception("call on line %s failed", line.name)
         finally:
-            self.live.discard(session)
-            self.active_per_line[session.line or line.name] -= 1
-            self.active -= 1
-            if session.handle:
-                session.handle.active -= 1
+            release()
             if session.sip_channel_id:
                 self.by_channel.pop(session.sip_channel_id, None)
             if self.failed_calls and session.record.result_code is not None:

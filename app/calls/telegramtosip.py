@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from app.ari.channel import Channel
 from app.ari.client import ARI_FAILURES, AriError
 from app.calls import codes
 from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done
@@ -158,15 +159,15 @@ class TelegramToSip(CallSession):
         if self.channels is not None:
             self.channels[attempt.channel_id] = self  # its events come here from the first one on
         try:
-            await self.ari.request("POST", "/channels", params={
+            await Channel.originate(
+                self.ari, attempt.channel_id,
                 # With a number, the PBX gets it as the request-URI user (FreePBX routes on it); without one,
                 # the device registered on the line rings as it registered (a softphone).
-                "endpoint": f"PJSIP/{number_on_pbx}@{endpoint_id(line)}" if number_on_pbx
+                endpoint=f"PJSIP/{number_on_pbx}@{endpoint_id(line)}" if number_on_pbx
                 else f"PJSIP/{endpoint_id(line)}",
-                "app": self.app, "appArgs": f"tg-in,{key}", "channelId": attempt.channel_id,
-                "callerId": f'"{display}" <{number}>' if display else number,
-                "timeout": ORIGINATE_TIMEOUT_S,
-            }, json={"variables": variables} if variables else None)
+                app=self.app, app_args=f"tg-in,{key}",
+                caller_id=f'"{display}" <{number}>' if display else number,
+                timeout_s=ORIGINATE_TIMEOUT_S, variables=variables)
         except AriError:
             self._forget(attempt)
             raise
@@ -199,7 +200,7 @@ class TelegramToSip(CallSession):
         for attempt in list(self.attempts.values()):
             if attempt is not keep and not attempt.gone.is_set():
                 try:
-                    await self.ari.request("DELETE", f"/channels/{attempt.channel_id}", params={"reason": "normal"})
+                    await Channel(self.ari, attempt.channel_id).hangup()
                 except ARI_FAILURES:
                     pass
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields as dataclass_fields
+from typing import Any
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app.cli import CliError
 from app.settings import load_settings
-from app.sip.line import LineError, LineRequest, build_line, check_unique, generate_password, password_digest
+from app.sip import lines
+from app.sip.line import LineError, LineRequest
+from app.sip.lines import LineNotFound
 from app.store.db import Database
-from app.store.line import Line, LineMode, LineStatus, utcnow
+from app.store.line import Line, LineMode, LineStatus
 
 MODES_HELP = (
     "register: the PBX registers to the gateway with username/password (PBX -> gateway); "
@@ -96,32 +101,19 @@ def _db() -> Database:
     return Database(load_settings().database_url)
 
 
-def _request_from_args(args: argparse.Namespace, base: LineRequest | None = None) -> LineRequest:
-    request = base or LineRequest(name=args.name, mode=args.mode)
+def _changes_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The LineRequest fields given on the command line."""
+    changes: dict[str, Any] = {}
     for f in dataclass_fields(LineRequest):
         value = getattr(args, f.name, None)
-        if value is None:
-            continue
-        setattr(request, f.name, tuple(value) if isinstance(value, list) else value)
-    return request
-
-
-def _check_unique(session, line: Line, exclude_id: int | None = None) -> None:
-    try:
-        check_unique(list(session.exec(select(Line))), line, exclude_id)
-    except LineError as exc:
-        raise CliError(str(exc)) from None
+        if value is not None:
+            changes[f.name] = tuple(value) if isinstance(value, list) else value
+    return changes
 
 
 def add_line(args: argparse.Namespace) -> int:
-    try:
-        line, generated = build_line(_request_from_args(args))
-    except LineError as exc:
-        raise CliError(str(exc)) from None
-    db = _db()
-    with db.session() as session:
-        _check_unique(session, line)
-        session.add(line)
+    with _line_errors():
+        line, generated = lines.add_line(_db(), LineRequest(**_changes_from_args(args)))
     print(f"line {line.name} added ({line.mode.value})")
     if generated:
         print(f"password (shown once, stored only as a digest): {generated}")
@@ -130,40 +122,12 @@ def add_line(args: argparse.Namespace) -> int:
 
 
 def set_line(args: argparse.Namespace) -> int:
-    db = _db()
-    with db.session() as session:
-        line = _get(session, args.name)
-        base = LineRequest(
-            name=line.name, mode=line.mode.value, username=line.username, realm=line.realm,
-            trusted_ips=() if args.clear_trusted_ips else tuple(line.trusted_ips),
-            server=line.server, domain=line.domain, proxy=line.proxy, host=line.host, headers=tuple(line.headers),
-            pbx_number=line.pbx_number, codecs=line.codecs, dtmf=line.dtmf.value, rules=tuple(line.rules),
-            callerid_templates=tuple(line.callerid_templates), callername_template=line.callername_template,
-            identity_header=line.identity_header, callerid_in_from=line.callerid_in_from, priority=line.priority, max_calls=line.max_calls, account=line.account,
-            callback_number=line.callback_number, callback_take_number=line.callback_take_number,
-            record=line.record, record_chat=line.record_chat,
-        )
-        request = _request_from_args(args, base)
-        # The stored digest is md5(username:realm:password): it stays valid only while all three stay.
-        keep_digest = (not args.password and request.username == line.username and request.mode == line.mode.value
-                       and (request.realm or None) == line.realm)
-        if keep_digest and line.mode is not LineMode.IP:
-            request.password = "unchanged"  # replaced by the stored digest below
-        elif request.mode != "ip" and not args.password and request.mode == "outbound":
-            raise CliError("changing the mode, username or realm of an outbound line needs --password: only a "
-                           "digest of the old one is stored, and it cannot be made again for the new values")
-        try:
-            updated, generated = build_line(request)
-        except LineError as exc:
-            raise CliError(str(exc)) from None
-        if keep_digest and line.mode is not LineMode.IP:
-            updated.password_digest = line.password_digest
-            generated = None
-        _check_unique(session, updated, exclude_id=line.id)
-        for key, value in updated.model_dump(exclude={"id", "created_at"}).items():
-            setattr(line, key, value)
-        line.updated_at = utcnow()
-        session.add(line)
+    changes = _changes_from_args(args)
+    changes.pop("name")
+    if args.clear_trusted_ips:
+        changes.setdefault("trusted_ips", ())
+    with _line_errors():
+        line, generated = lines.update_line(_db(), args.name, changes)
     print(f"line {line.name} updated")
     if generated:
         print(f"password (shown once, stored only as a digest): {generated}")
@@ -204,30 +168,15 @@ def show_line(args: argparse.Namespace) -> int:
 
 
 def remove_line(args: argparse.Namespace) -> int:
-    db = _db()
-    with db.session() as session:
-        line = _get(session, args.name)
-        session.delete(line)
-        status = session.get(LineStatus, line.name)
-        if status:
-            session.delete(status)
+    with _line_errors():
+        lines.remove_line(_db(), args.name)
     print(f"line {args.name} removed")
     return 0
 
 
 def reset_password(args: argparse.Namespace) -> int:
-    db = _db()
-    with db.session() as session:
-        line = _get(session, args.name)
-        if line.mode is LineMode.IP:
-            raise CliError(f"line {line.name} is an ip line: it has no password")
-        if line.mode is LineMode.OUTBOUND and not args.password:
-            raise CliError("an outbound line's password is the PBX's: give it with --password")
-        password = args.password or generate_password()
-        assert line.username and line.realm
-        line.password_digest = password_digest(line.username, line.realm, password)
-        line.updated_at = utcnow()
-        session.add(line)
+    with _line_errors():
+        password = lines.reset_password(_db(), args.name, args.password)
     if not args.password:
         print(f"new password for line {args.name} (shown once): {password}")
     else:
@@ -235,7 +184,17 @@ def reset_password(args: argparse.Namespace) -> int:
     return 0
 
 
-def _get(session, name: str) -> Line:
+@contextmanager
+def _line_errors() -> Iterator[None]:
+    try:
+        yield
+    except LineNotFound as exc:
+        raise CliError(f"{exc}; `tgtrunk line list` shows the lines") from None
+    except LineError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _get(session: Session, name: str) -> Line:
     line = session.exec(select(Line).where(Line.name == name)).first()
     if line is None:
         raise CliError(f"no line named {name!r}; `tgtrunk line list` shows the lines")

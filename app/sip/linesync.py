@@ -57,7 +57,8 @@ class LineSync:
 
     async def sync(self) -> None:
         async with self._lock:
-            lines, bans = self._read()
+            lines, stored_bans = await asyncio.to_thread(self._read)  # off the loop: the calls' audio runs on it
+            bans = sorted(stored_bans.union(self.memory_bans()))
             previous, self.lines = self.lines, {line.name: line for line in lines}
             for name, line in self.lines.items():
                 if name in previous and line.model_dump() != previous[name].model_dump():
@@ -65,12 +66,12 @@ class LineSync:
             await self._sync_bans(bans)
             await self._sync_objects(lines)
 
-    def _read(self) -> tuple[list[Line], list[str]]:
+    def _read(self) -> tuple[list[Line], set[str]]:
         now = utcnow()
         with self.db.session() as session:
             lines = list(session.exec(select(Line).order_by(Line.priority.desc(), Line.name)))
             bans = {b.address for b in session.exec(select(Ban).where(Ban.until > now))}
-        return lines, sorted(bans.union(self.memory_bans()))
+        return lines, bans
 
     async def _sync_objects(self, lines: list[Line]) -> None:
         desired: dict[tuple[str, str], PjsipObject] = {}
@@ -134,12 +135,13 @@ class LineSync:
             await asyncio.sleep(POLL_INTERVAL_S)
 
     async def record_status(self) -> None:
+        lines = dict(self.lines)  # a sync may replace self.lines while this awaits
         states: dict[str, tuple[str, str]] = {}
         endpoints = {e["resource"]: e for e in await self.ari.request("GET", "/endpoints/PJSIP") or []}
         registrations: dict[str, str] = {}
-        if any(line.mode is LineMode.OUTBOUND for line in self.lines.values()):
+        if any(line.mode is LineMode.OUTBOUND for line in lines.values()):
             registrations = dict(_REGISTRATION_ROW.findall(await self.show_registrations()))
-        for line in self.lines.values():
+        for line in lines.values():
             eid = endpoint_id(line)
             if line.mode is LineMode.OUTBOUND:
                 state = registrations.get(eid, "Unregistered").lower()
@@ -149,13 +151,16 @@ class LineSync:
                 states[line.name] = ("registered" if online else "not registered", f"username {line.username}")
             else:
                 states[line.name] = ("ready", f"trusts {line.host}")
+        await asyncio.to_thread(self._write_status, states)
+        previous, self._states = self._states, {name: state for name, (state, _) in states.items()}
+        for name, state in self._states.items():
+            if previous.get(name) != state and self.on_state is not None:
+                self.on_state(lines[name], previous.get(name), state)
+
+    def _write_status(self, states: dict[str, tuple[str, str]]) -> None:
         with self.db.session() as session:
             for old in session.exec(select(LineStatus)):
                 if old.name not in states:
                     session.delete(old)
             for name, (state, detail) in states.items():
                 session.merge(LineStatus(name=name, state=state, detail=detail, updated_at=utcnow()))
-        previous, self._states = self._states, {name: state for name, (state, _) in states.items()}
-        for name, state in self._states.items():
-            if previous.get(name) != state and self.on_state is not None:
-                self.on_state(self.lines[name], previous.get(name), state)

@@ -7,6 +7,7 @@ bodies are validated in full before anything is stored.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlmodel import select
 
-from app.sip.line import LineError, build_line, check_unique, line_request_from_json, validation_message
+from app.sip.line import LineError, line_request_from_json, validation_message
+from app.sip.lines import LineNotFound, add_line, remove_line
 from app.store.callrecord import CallRecord
 from app.store.db import Database
 from app.store.line import Line, LineStatus
@@ -66,33 +68,28 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
 
     @routes.get("/api/lines")
     async def get_lines(_request: web.Request) -> web.Response:
-        with db.session() as session:
-            lines = list(session.exec(select(Line).order_by(Line.name)))
-            states = {s.name: s.state for s in session.exec(select(LineStatus))}
-        return web.json_response([
-            {**line.model_dump(mode="json", exclude={"password_digest", "id"}), "state": states.get(line.name)}
-            for line in lines
-        ])
+        def read() -> list[dict[str, Any]]:
+            with db.session() as session:
+                lines = list(session.exec(select(Line).order_by(Line.name)))
+                states = {s.name: s.state for s in session.exec(select(LineStatus))}
+            return [{**line.model_dump(mode="json", exclude={"password_digest", "id"}), "state": states.get(line.name)}
+                    for line in lines]
+        return web.json_response(await asyncio.to_thread(read))
 
     @routes.post("/api/lines")
     async def post_line(request: web.Request) -> web.Response:
         try:
-            line, generated = build_line(line_request_from_json(await request.read()))
-            with db.session() as session:
-                check_unique(list(session.exec(select(Line))), line)
-                session.add(line)
+            line, generated = await asyncio.to_thread(add_line, db, line_request_from_json(await request.read()))
         except LineError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from None
         return web.json_response({"name": line.name, "password": generated}, status=201)
 
     @routes.delete("/api/lines/{name}")
     async def delete_line(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        with db.session() as session:
-            line = session.exec(select(Line).where(Line.name == name)).first()
-            if line is None:
-                raise web.HTTPNotFound(text=f"no line named {name!r}\n")
-            session.delete(line)
+        try:
+            await asyncio.to_thread(remove_line, db, request.match_info["name"])
+        except LineNotFound as exc:
+            raise web.HTTPNotFound(text=f"{exc}\n") from None
         return web.Response(status=204)
 
     @routes.get("/api/calls")
@@ -101,9 +98,11 @@ def build_app(db: Database, token: str, status: Callable[[], dict[str, Any]], si
         last = int(raw) if raw.isascii() and raw.isdigit() else 0
         if not 1 <= last <= MAX_LAST:
             raise web.HTTPBadRequest(text=f"last={raw!r}: give a whole number from 1 to {MAX_LAST}\n")
-        with db.session() as session:
-            records = list(session.exec(select(CallRecord).order_by(CallRecord.id.desc()).limit(last)))
-        return web.json_response([r.model_dump(mode="json") for r in records])
+        def read() -> list[dict[str, Any]]:
+            with db.session() as session:
+                records = session.exec(select(CallRecord).order_by(CallRecord.id.desc()).limit(last))
+                return [r.model_dump(mode="json") for r in records]
+        return web.json_response(await asyncio.to_thread(read))
 
     @routes.post("/api/sim/call")
     async def post_sim_call(request: web.Request) -> web.Response:

@@ -7,11 +7,12 @@ a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,13 +25,15 @@ from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlmodel import select
 
-from app.sip.line import LineError, LineRequest, build_line, check_unique, generate_password, password_digest
+from app.sip import lines
+from app.sip.line import LineError, LineRequest
+from app.sip.lines import LineNotFound
 from app.store.account import TelegramAccountRow
 from app.store.adminpassword import check_password, fingerprint
 from app.store.ban import Ban
 from app.store.callrecord import CallRecord, recording_where
 from app.store.db import Database
-from app.store.line import Line, LineMode, LineStatus, utcnow
+from app.store.line import Line, LineStatus
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +118,8 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
             request_ = LineRequest(
                 name=_text(form, "name") or "", mode=_text(form, "mode") or "register",
                 username=_text(form, "username"), password=_text(form, "password"), server=_text(form, "server"),
-                host=_text(form, "host"), pbx_number=_text(form, "pbx_number"),
-                codecs=_text(form, "codecs") or "alaw,ulaw", dtmf=_text(form, "dtmf") or "rfc4733",
-                priority=_number(form, "priority") or 0, max_calls=_number(form, "max_calls"),
-                account=_text(form, "account"))
-            line, generated = build_line(request_)
-            with ctx.db.session() as session:
-                check_unique(list(session.exec(select(Line))), line)
-                session.add(line)
+                host=_text(form, "host"), **_line_settings(form))
+            line, generated = await asyncio.to_thread(lines.add_line, ctx.db, request_)
         except LineError as exc:
             return _lines(request, {"error": str(exc), "form": dict(form)}, status=400)
         log.info("admin pages: line %s added (%s)", line.name, line.mode.value)
@@ -133,22 +130,9 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
         form = await _checked_form(request)
         name = request.match_info["name"]
         try:
-            with ctx.db.session() as session:
-                line = _line(session, name)
-                base = _request_of(line)
-                base.pbx_number = _text(form, "pbx_number")
-                base.codecs = _text(form, "codecs") or "alaw,ulaw"
-                base.dtmf = _text(form, "dtmf") or "rfc4733"
-                base.priority = _number(form, "priority") or 0
-                base.max_calls = _number(form, "max_calls")
-                base.account = _text(form, "account")
-                updated, _ = build_line(base)
-                updated.password_digest = line.password_digest
-                check_unique(list(session.exec(select(Line))), updated, exclude_id=line.id)
-                for key, value in updated.model_dump(exclude={"id", "created_at"}).items():
-                    setattr(line, key, value)
-                line.updated_at = utcnow()
-                session.add(line)
+            await asyncio.to_thread(lines.update_line, ctx.db, name, _line_settings(form))
+        except LineNotFound as exc:
+            return _lines(request, {"error": str(exc)}, status=404)
         except LineError as exc:
             return _lines(request, {"error": f"line {name}: {exc}"}, status=400)
         log.info("admin pages: line %s changed", name)
@@ -159,11 +143,7 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
         await _checked_form(request)
         name = request.match_info["name"]
         try:
-            with ctx.db.session() as session:
-                session.delete(_line(session, name))
-                status = session.get(LineStatus, name)
-                if status:
-                    session.delete(status)
+            await asyncio.to_thread(lines.remove_line, ctx.db, name)
         except LineError as exc:
             return _lines(request, {"error": str(exc)}, status=404)
         log.info("admin pages: line %s removed", name)
@@ -174,16 +154,9 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
         await _checked_form(request)
         name = request.match_info["name"]
         try:
-            with ctx.db.session() as session:
-                line = _line(session, name)
-                if line.mode is not LineMode.REGISTER:
-                    raise LineError(f"line {name} is an {line.mode.value} line: only a register line's password "
-                                    "is the gateway's to generate")
-                password = generate_password()
-                assert line.username and line.realm
-                line.password_digest = password_digest(line.username, line.realm, password)
-                line.updated_at = utcnow()
-                session.add(line)
+            password = await asyncio.to_thread(lines.reset_password, ctx.db, name)
+        except LineNotFound as exc:
+            return _lines(request, {"error": str(exc)}, status=404)
         except LineError as exc:
             return _lines(request, {"error": str(exc)}, status=400)
         log.info("admin pages: password of line %s reset", name)
@@ -299,20 +272,8 @@ def _number(form: Any, key: str) -> int | None:
     return int(value)
 
 
-def _line(session: Any, name: str) -> Line:
-    line = session.exec(select(Line).where(Line.name == name)).first()
-    if line is None:
-        raise LineError(f"no line named {name!r}")
-    return line
-
-
-def _request_of(line: Line) -> LineRequest:
-    """The stored line as a request (its password kept as the stored digest by the caller)."""
-    return LineRequest(
-        name=line.name, mode=line.mode.value, username=line.username, realm=line.realm,
-        password="unchanged" if line.mode is not LineMode.IP else None,
-        trusted_ips=tuple(line.trusted_ips), server=line.server, domain=line.domain, proxy=line.proxy,
-        host=line.host, headers=tuple(line.headers), pbx_number=line.pbx_number, codecs=line.codecs,
-        dtmf=line.dtmf.value, rules=tuple(line.rules), callerid_templates=tuple(line.callerid_templates),
-        callername_template=line.callername_template, priority=line.priority, max_calls=line.max_calls,
-        account=line.account)
+def _line_settings(form: Any) -> dict[str, Any]:
+    """The line settings the add and edit forms both carry, as LineRequest fields."""
+    return {"pbx_number": _text(form, "pbx_number"), "codecs": _text(form, "codecs") or "alaw,ulaw",
+            "dtmf": _text(form, "dtmf") or "rfc4733", "priority": _number(form, "priority") or 0,
+            "max_calls": _number(form, "max_calls"), "account": _text(form, "account")}

@@ -169,3 +169,29 @@ async def test_forms_need_the_session_and_its_csrf_token(make_gateway) -> None:
 def gateway_cli(gateway: GatewayProcess) -> list[str]:
     import sys
     return [sys.executable, "-m", "app"]
+
+
+async def test_editing_a_line_in_the_pages_keeps_what_the_form_does_not_show(make_gateway) -> None:
+    """The edit form carries a few fields; the others (here the identity header, a CLI setting) and the
+    password stay as they were, because the pages change a line the way the CLI does."""
+    gateway = await make_gateway()
+    token = (gateway.data_dir / "admin-token").read_text().strip()
+    added = await gateway.cli("line", "add", "desk", "--mode", "register", "--password", "desk-secret",
+                              "--identity-header", "rpid", "--record")
+    assert added.code == 0, added.err
+    before = (await gateway.cli("line", "show", "desk")).out
+    url = base_url(gateway)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.post(url + "/login", data={"secret": token}, allow_redirects=False) as response:
+            assert response.status == 303
+        async with browser.get(url + "/lines") as response:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await response.text()).group(1)
+        async with browser.post(url + "/lines/desk/edit", data={"pbx_number": "200", "csrf": csrf}) as response:
+            assert response.status == 200 and "line desk saved" in await response.text()
+        after = (await gateway.cli("line", "show", "desk")).out
+        assert re.search(r"identity_header\s+rpid", after), after
+        assert re.search(r"^record\s+True$", after, re.M), after
+        assert re.search(r"pbx_number\s+200", after), after
+        assert re.search(r"password\s+set", before) and re.search(r"password\s+set", after)
+        async with browser.post(url + "/lines/nobody/edit", data={"pbx_number": "1", "csrf": csrf}) as response:
+            assert response.status == 404 and "no line named" in await response.text()
