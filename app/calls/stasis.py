@@ -237,8 +237,9 @@ class StasisApp:
 
     # Channel events ----------------------------------------------------------------------------
     async def on_channel_gone(self, event: AriEvent) -> None:
-        if event["type"] == "ChannelDestroyed":
-            self._in_stasis.pop(event["channel"]["id"], None)
+        # On StasisEnd too: a channel that left the app is no longer ours, and its ChannelDestroyed may never come
+        # (half the soak's channels kept their entry: +0.5 futures per call).
+        self._in_stasis.pop(event["channel"]["id"], None)
         session = self.by_channel.get(event["channel"]["id"])
         if session is None:
             return

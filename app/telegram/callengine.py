@@ -9,6 +9,8 @@ delays audio on its way to SIP); a sink that needs the loop hops there itself.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import time
 import weakref
@@ -49,6 +51,19 @@ _SETTLED = (ntgcalls.ConnectionState.CONNECTED, ntgcalls.ConnectionState.FAILED,
             ntgcalls.ConnectionState.TIMEOUT, ntgcalls.ConnectionState.CLOSED)
 
 T = TypeVar("T")
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def _trim_heap() -> None:
+    """Give the heap's free pages back to the system once a call's NTgCalls call is stopped. glibc keeps what
+    NTgCalls' threads freed in their arenas: `bench/soak.py` grew 3.9 and 4.2 KiB per call with this, 4.8 to 7.0
+    without (bench/README.md). In a thread: it walks every arena."""
+    trim = getattr(_LIBC, "malloc_trim", None)  # glibc only
+    if trim is not None:
+        trim(0)
+
+
 _LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
 
 
@@ -285,6 +300,7 @@ class CallEngine:
             await self._signaling_quiet(peer_id)
             async with _lifecycle_lock():
                 await self.ntg.stop(peer_id)
+            await asyncio.to_thread(_trim_heap)
         except ntgcalls.ConnectionNotFound:
             pass
         except Exception:  # noqa: BLE001 - nobody may be waiting; the call is gone for the app either way

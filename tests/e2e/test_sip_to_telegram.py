@@ -70,3 +70,28 @@ async def test_telegram_user_hangs_up_and_the_call_is_recorded(sim_gateway, sim_
     assert record.packets_in >= 80 and record.lost_in == 0  # ~50 packets/s from the SIP side
     assert record.packets_out >= 80
     assert 0 < record.setup_ms < 1000
+
+
+async def test_an_ended_call_leaves_no_channel_behind(sim_gateway, sim_phone, baresip_factory):
+    """Issue 8 item 8: the channels' entries waiting for StasisStart stayed for good when no ChannelDestroyed came
+    (about one per call in the soak)."""
+    await sim_gateway.add_line("office", username="pbx1", password="pw")
+    dave = await sim_phone("dave", Behaviour(echo=True, hangup_after=1.0))
+    peer = await baresip_factory("127.0.0.2")
+    assert (await peer.register("pbx1", "pw", sim_gateway.sip_server))["type"] == "REGISTER_OK"
+
+    await peer.command("dial", f"sip:dave@{sim_gateway.sip_server}")
+    await peer.wait_event("CALL_ESTABLISHED", timeout=15)
+    await peer.wait_event("CALL_CLOSED", timeout=15)
+    await sim_gateway.wait_record()
+
+    stasis = sim_gateway.gateway.stasis
+
+    async def nothing_left() -> None:
+        while stasis._in_stasis or stasis.by_channel:
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(nothing_left(), 5)
+    except asyncio.TimeoutError:
+        pytest.fail(f"channels still held after the call: {sorted(stasis._in_stasis)} {sorted(stasis.by_channel)}")
