@@ -16,6 +16,7 @@ async def test_demo_message_gets_a_helpdesk_ticket_and_a_number_gets_a_callback_
     await gateway.start("--simulate-telegram")
     added = await gateway.cli("line", "add", "desk", "--mode", "register", "--username", "desk", "--password", "pw")
     assert added.code == 0, added.err
+    await gateway.wait_log(r"lines in sync: 1 line")  # the PBX can register once the line is in Asterisk
     phone = await baresip_factory("127.0.0.2")
     await phone.command("uanew", f"<sip:desk@{gateway.sip_server}>;auth_pass=pw;regint=60;answermode=auto")
     assert (await phone.wait_event("REGISTER_OK", "REGISTER_FAIL", timeout=15))["type"] == "REGISTER_OK"
