@@ -1,11 +1,14 @@
 """What NTgCalls alone costs per call leg, driven exactly as tgtrunk drives it: the floor under tgtrunk's CPU.
 
-    .venv/bin/python bench/ntgcalls_floor.py [--calls 10] [--seconds 15]
+    .venv/bin/python bench/ntgcalls_floor.py [--calls 10] [--seconds 15] [--path fast|old]
+    .venv/bin/python bench/ntgcalls_floor.py --calls 10 --compare 3   # old and fast path side by side: the ratio
 
 N P2P calls over loopback between two `CallEngine`s (the gateway's own wrapper of one NTgCalls each) in this one
 process, no Telegram, no SIP, no RTP: each leg sends a tone in 10 ms external frames paced every 20 ms (as
 `PrivateCall` does) and receives the other leg's frames through the same batched callback tgtrunk uses.
 Prints this process's CPU (all threads, % of one core) per call leg and the frames each leg received.
+`--path old` drives NTgCalls as before issue 12 (`CallEngine(fast_path=False)`); `--compare N` runs N rounds of
+each path, alternating, each in a fresh process, and prints both medians and their ratio (fast / old).
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import argparse
 import asyncio
 import math
 import os
+import re
+import statistics
+import subprocess
 import sys
 import time
 from array import array
@@ -75,8 +81,8 @@ def cpu_seconds() -> float:
     return time.process_time()
 
 
-async def run(calls: int, seconds: float) -> None:
-    gateway, users = CallEngine(), CallEngine()
+async def run(calls: int, seconds: float, fast: bool) -> None:
+    gateway, users = CallEngine(fast_path=fast), CallEngine(fast_path=fast)
     legs: list[Leg] = []
     for peer_id in range(1, calls + 1):
         caller, callee = Leg(gateway, peer_id, users), Leg(users, peer_id, gateway)
@@ -100,7 +106,7 @@ async def run(calls: int, seconds: float) -> None:
     wall = time.monotonic() - wall0
     cpu = cpu_seconds() - cpu0
     frames = sorted((leg.heard - h0) / wall for leg, h0 in zip(legs, heard0))
-    print(f"calls={calls} legs={len(legs)} seconds={wall:.1f}: CPU {100 * cpu / wall:.1f} % of one core, "
+    print(f"path={'fast' if fast else 'old'} calls={calls} legs={len(legs)} seconds={wall:.1f}: CPU {100 * cpu / wall:.1f} % of one core, "
           f"{100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
           f"{frames[len(frames) // 2]:.1f}, lowest {frames[0]:.1f} (of 100)")
     await gateway.close()
@@ -111,8 +117,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--path", choices=("fast", "old"), default="fast")
+    parser.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
+                        help="run ROUNDS of each path, alternating, and print the ratio")
     args = parser.parse_args()
-    asyncio.run(run(args.calls, args.seconds))
+    if args.compare:
+        compare(args.calls, args.seconds, args.compare)
+    else:
+        asyncio.run(run(args.calls, args.seconds, args.path == "fast"))
+
+
+def compare(calls: int, seconds: float, rounds: int) -> None:
+    per_leg: dict[str, list[float]] = {"old": [], "fast": []}
+    for _ in range(rounds):
+        for path in ("old", "fast"):
+            out = subprocess.run([sys.executable, __file__, "--calls", str(calls), "--seconds", str(seconds),
+                                  "--path", path], capture_output=True, text=True, check=True).stdout
+            print(out.strip(), flush=True)
+            per_leg[path].append(float(re.search(r"([0-9.]+) % per leg", out).group(1)))  # type: ignore[union-attr]
+    old, fast = statistics.median(per_leg["old"]), statistics.median(per_leg["fast"])
+    print(f"median per leg over {rounds} rounds: old {old:.2f} %, fast {fast:.2f} %: fast/old = {fast / old:.3f}")
 
 
 if __name__ == "__main__":
