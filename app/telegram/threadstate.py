@@ -11,24 +11,61 @@ serves every later callback on that thread. Python keeps per-thread-state data (
 the state lives, which is how `keep` knows it already holds one and how `tests/telegram/test_threadstate.py`
 sees whether the binding still behaves as described here.
 
-The cost: a thread state is left behind when a native thread that called `keep()` exits (a few hundred bytes;
-NTgCalls' callback threads live as long as its instance). Interpreter internals stay in this module.
+NTgCalls starts a thread per call (its frames come from it) and ends it with the call, so a kept state would
+outlive its thread. Each time a new thread keeps one, the states of kept threads that have exited (no longer in
+/proc/self/task) are cleared and deleted: nothing can run on them any more. Interpreter internals stay in this
+module.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 
-_PyGILState_Ensure = ctypes.pythonapi.PyGILState_Ensure
-_PyGILState_Ensure.restype = ctypes.c_int
-_PyGILState_Ensure.argtypes = []
+_api = ctypes.pythonapi
+_api.PyGILState_Ensure.restype = ctypes.c_int
+_api.PyGILState_Ensure.argtypes = []
+_api.PyThreadState_Get.restype = ctypes.c_void_p
+_api.PyThreadState_Get.argtypes = []
+_api.PyThreadState_Clear.restype = None
+_api.PyThreadState_Clear.argtypes = [ctypes.c_void_p]
+_api.PyThreadState_Delete.restype = None
+_api.PyThreadState_Delete.argtypes = [ctypes.c_void_p]
 
 _held = threading.local()  # empty on a thread state created for this one callback
+_kept: dict[int, int] = {}  # native thread id -> address of the thread state kept for it
+_kept_lock = threading.Lock()
 
 
 def keep() -> None:
     """Make the calling thread's current Python thread state outlive this callback. Cheap after the first call."""
-    if not getattr(_held, "kept", False):
-        _PyGILState_Ensure()  # never released: the thread state's count stays above zero
-        _held.kept = True
+    if getattr(_held, "kept", False):
+        return
+    _api.PyGILState_Ensure()  # never released here: the thread state's count stays above zero
+    _held.kept = True
+    state, tid = _api.PyThreadState_Get(), threading.get_native_id()
+    with _kept_lock:
+        _forget_exited()
+        previous = _kept.get(tid)
+        if previous is not None and previous != state:  # an exited thread's, whose id this thread now has
+            _delete(previous)
+        _kept[tid] = state
+
+
+def kept_threads() -> int:
+    """How many threads hold a kept thread state (exited ones are forgotten only when a new one keeps)."""
+    return len(_kept)
+
+
+def _forget_exited() -> None:
+    for tid, state in list(_kept.items()):
+        if not os.path.exists(f"/proc/self/task/{tid}"):
+            del _kept[tid]
+            _delete(state)
+
+
+def _delete(state: int) -> None:
+    """A thread state whose thread has exited: nothing runs on it, and the GIL is held."""
+    _api.PyThreadState_Clear(state)
+    _api.PyThreadState_Delete(state)

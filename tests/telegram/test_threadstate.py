@@ -7,6 +7,7 @@ state made for it. Each probe runs in a fresh process: a thread that kept its st
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import subprocess
 import sys
 import threading
@@ -68,3 +69,41 @@ def test_kept_thread_states_serve_every_later_callback() -> None:
     callbacks, fresh = run_probe(fast_path=True)
     assert callbacks >= FRAMES
     assert fresh <= 2, f"{fresh} of {callbacks} frame callbacks ran on a new thread state"
+
+
+async def count_thread_states_over_calls(calls: int) -> list[int]:
+    """The interpreter's thread states after each of `calls` calls, one after another, has carried frames."""
+    api = ctypes.pythonapi
+    api.PyInterpreterState_Get.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+    api.PyThreadState_Next.restype = ctypes.c_void_p
+    api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+
+    def thread_states() -> int:
+        n, state = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
+        while state:
+            n, state = n + 1, api.PyThreadState_Next(state)
+        return n
+
+    a, b = CallEngine(), CallEngine()
+    counts = []
+    for peer in range(1, calls + 1):
+        heard = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        await connect_pair(a, b, peer, lambda _pcm, _at: loop.call_soon_threadsafe(heard.set))
+        while not heard.is_set():
+            a.push_frame(peer, bytes(FRAME_10MS))
+            await asyncio.sleep(0.01)  # the 10 ms pace
+        await a.stop(peer)
+        await b.stop(peer)
+        counts.append(thread_states())
+    await a.close()
+    await b.close()
+    return counts
+
+
+async def test_thread_states_kept_for_ended_calls_are_freed() -> None:
+    """NTgCalls ends each call's frame thread with the call: its kept state must not stay behind."""
+    counts = await count_thread_states_over_calls(6)
+    assert counts[-1] - counts[1] <= 1, f"thread states after each call: {counts}"
