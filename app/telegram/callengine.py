@@ -222,9 +222,9 @@ class CallEngine:
     # still running on its threads. So every step is tracked per call and `stop` waits for them. That alone still
     # crashed a stress run now and then; with creating, connecting, attaching playback and stopping taking turns
     # across the whole process (`_lifecycle_lock`) it did not (docs/decisions.md). One queue for every call's setup
-    # made a burst of 20 INVITEs wait 5 s for their 200 OK (bench/README.md, "Fast path"); creating and stopping
-    # still take turns across the process (NTgCalls' call map), connecting and attaching playback take turns per
-    # call only (the call object awaits each step, and `stop` waits for them).
+    # made each call of a burst wait for every other's steps (bench/README.md, "Fast path"); so only creating and
+    # stopping take turns across the process, connecting and attaching playback take turns per call (the call
+    # object awaits each step, and `stop` waits for them).
     async def create(self, peer_id: int) -> None:
         media = self._media.get(peer_id)
         while (stopping := self._stopping.get(peer_id)) is not None:
