@@ -9,7 +9,6 @@ delays audio on its way to SIP); a sink that needs the loop hops there itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -72,7 +71,7 @@ _LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.
 
 
 def _lifecycle_lock() -> asyncio.Lock:
-    """The process-wide turn for creating and stopping NTgCalls calls (one per event loop)."""
+    """The process-wide turn for creating, connecting and stopping NTgCalls calls (one per event loop)."""
     loop = asyncio.get_running_loop()
     lock = _LIFECYCLE_LOCKS.get(loop)
     if lock is None:
@@ -221,10 +220,9 @@ class CallEngine:
     # in set_remote_params, add_track, RtpDemuxer::RemoveSink) when a call is stopped while another step on it is
     # still running on its threads. So every step is tracked per call and `stop` waits for them. That alone still
     # crashed a stress run now and then; with creating, connecting, attaching playback and stopping taking turns
-    # across the whole process (`_lifecycle_lock`) it did not (docs/decisions.md). One queue for every call's setup
-    # made each call of a burst wait for every other's steps (bench/README.md, "Fast path"); so only creating and
-    # stopping take turns across the process, connecting and attaching playback take turns per call (the call
-    # object awaits each step, and `stop` waits for them).
+    # across the whole process (`_lifecycle_lock`) it did not (docs/decisions.md); with only creating and stopping
+    # taking turns it crashed again (bench/README.md, "Fast path"). A turn is taken only once the call's frames
+    # are sent: waiting for them inside the turn held every other call's setup up.
     async def create(self, peer_id: int) -> None:
         media = self._media.get(peer_id)
         while (stopping := self._stopping.get(peer_id)) is not None:
@@ -236,7 +234,7 @@ class CallEngine:
             lambda: self.ntg.set_stream_sources(
                 peer_id, ntgcalls.StreamMode.CAPTURE,
                 ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None)),
-        ], unless_released=media, process_wide=True)
+        ], unless_released=media)
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
@@ -293,7 +291,7 @@ class CallEngine:
         return await asyncio.shield(future)
 
     async def _in_turn(self, peer_id: int, steps: list[Callable[[], Awaitable[Any]]],
-                       unless_released: CallMedia | None = None, process_wide: bool = False) -> None:
+                       unless_released: CallMedia | None = None) -> None:
         async def turn() -> None:
             # NTgCalls 3.0.5's send_external_frame reads (and may insert into) the call's stream map without its
             # lock, while create (init), connect_p2p (add_track) and set_stream_sources change that map: heap
@@ -303,7 +301,7 @@ class CallEngine:
                 frames = self._frame_sends.get(peer_id)
                 if frames:
                     await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
-                async with _lifecycle_lock() if process_wide else contextlib.nullcontext():
+                async with _lifecycle_lock():
                     if unless_released is not None and self._media.get(peer_id) is not unless_released:
                         raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
                     for step in steps:
