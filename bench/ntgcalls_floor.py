@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import re
@@ -162,6 +163,9 @@ def main() -> None:
         asyncio.run(burst(args.calls, args.path == "fast"))
     else:
         asyncio.run(run(args.calls, args.seconds, args.path == "fast"))
+    # The NTgCalls instances are in reference cycles: freed now, not at exit, where NTgCalls' log thread calling
+    # into a finalizing interpreter aborts the process (as in bench/teardown_stress.py).
+    gc.collect()
 
 
 def compare(calls: int, seconds: float, rounds: int, burst: bool) -> None:
