@@ -141,8 +141,8 @@ async def run(calls: int, seconds: float, fast: bool) -> None:
     wall = time.monotonic() - wall0
     cpu = cpu_seconds() - cpu0
     frames = sorted((leg.heard - h0) / wall for leg, h0 in zip(legs, heard0))
-    print(f"path={'fast' if fast else 'old'} calls={calls} legs={len(legs)} seconds={wall:.1f}: CPU {100 * cpu / wall:.1f} % of one core, "
-          f"{100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
+    print(f"path={'fast' if fast else 'old'} calls={calls} legs={len(legs)} seconds={wall:.1f}: "
+          f"CPU {100 * cpu / wall:.1f} % of one core, {100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
           f"{frames[len(frames) // 2]:.1f}, lowest {frames[0]:.1f} (of 100)")
     await gateway.close()
     await users.close()
