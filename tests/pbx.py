@@ -65,6 +65,9 @@ static = yes
 [from-internal]
 exten => _2XX,1,Dial(PJSIP/${{EXTEN}},30)
  same => n,Hangup()
+; as a FreePBX outbound route with the Custom trunk Local/$OUTNUM$@tgtrunk-out
+exten => _9.,1,Dial(Local/${{EXTEN:1}}@tgtrunk-out)
+ same => n,Hangup(${{HANGUPCAUSE}})
 include => tgtrunk-out
 
 [tgtrunk-out]
@@ -165,7 +168,7 @@ class UserAsterisk:
 
     async def start(self) -> "UserAsterisk":
         await self.instance.start()
-        ari = AriClient("", 0, self.ari_user, self.ari_password, "probe", base_url=self.url)
+        ari = AriClient("127.0.0.1", self.http_port, self.ari_user, self.ari_password, "probe")
         try:
             async def ready() -> None:
                 while not await ari.ping():

@@ -193,18 +193,22 @@ async def test_busy_and_private_users_give_their_sip_codes_at_the_phone(
     await sim_phone("private", privacy=Privacy(calls="nobody"))
     peer = await phone(baresip_factory, user_asterisk)
 
-    busy = await peer.dial_until_closed(f"sip:busybee@{user_asterisk.sip}", timeout=20)
-    private = await peer.dial_until_closed(f"sip:private@{user_asterisk.sip}", timeout=20)
-    assert (busy.split()[0], private.split()[0]) == ("486", "403")
+    async def dial(target: str) -> str:
+        return (await peer.dial_until_closed(f"sip:{target}@{user_asterisk.sip}", timeout=20)).split()[0]
 
-    record = await sim_gateway.wait_record(count=2)
+    # Straight from the phone's context (PJSIPHangup), and through a Local channel as a FreePBX Custom trunk
+    # (Hangup with TGTRUNK_CAUSE, which Asterisk turns back into the code).
+    assert [await dial("busybee"), await dial("private")] == ["486", "403"]
+    assert [await dial("9busybee"), await dial("9private")] == ["486", "403"]
+
+    record = await sim_gateway.wait_record(count=4)
     with sim_gateway.gateway.db.session() as session:
         from sqlmodel import select
 
         from app.store.callrecord import CallRecord
         records = [(r.line, r.dialled, r.result_code, r.reason)
                    for r in session.exec(select(CallRecord).order_by(CallRecord.id))]
-    assert records == [(ROUTE, "busybee", 486, "Busy Here"), (ROUTE, "private", 403, "USER_PRIVACY_RESTRICTED")]
+    assert records == [(ROUTE, "busybee", 486, "Busy Here"), (ROUTE, "private", 403, "USER_PRIVACY_RESTRICTED")] * 2
     assert record.direction == "sip-to-telegram"
 
 
