@@ -23,7 +23,7 @@ from app.settings import load_settings
 from app.telegram.account import TelegramAccount
 from app.telegram.sim import Behaviour, Privacy, SimClient, SimNetwork
 from tests.audio import RATE, dominant_frequency, rms_dbfs
-from tests.conftest import ASTERISK_ROOT, gateway_env
+from tests.conftest import ASTERISK_ROOT, gateway_env, remove_runtime_dir
 from tests.e2e.conftest import GATEWAY_PHONE, SimGateway
 from tests.e2e.test_sip_to_telegram import sent_and_heard
 from tests.pbx import UserAsterisk
@@ -238,7 +238,14 @@ async def serve_once(tmp_path: Path, **env: str) -> tuple[int, list[str]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app", "serve", env=gateway_env(data_dir, free_port(), free_port(), **env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail("`tgtrunk serve` did not exit within 30 s")
+    finally:
+        remove_runtime_dir(data_dir)
     return proc.returncode or 0, (out + err).decode().splitlines()
 
 
