@@ -239,11 +239,11 @@ async def serve_once(tmp_path: Path, **env: str) -> tuple[int, list[str]]:
         sys.executable, "-m", "app", "serve", env=gateway_env(data_dir, free_port(), free_port(), **env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
     except asyncio.TimeoutError:
         proc.kill()
         await proc.wait()
-        pytest.fail("`tgtrunk serve` did not exit within 30 s")
+        pytest.fail("`tgtrunk serve` did not exit within 90 s")
     finally:
         remove_runtime_dir(data_dir)
     return proc.returncode or 0, (out + err).decode().splitlines()
