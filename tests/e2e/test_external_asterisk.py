@@ -282,3 +282,26 @@ async def test_serve_and_status_in_external_mode(make_gateway, user_asterisk):
     assert "asterisk: 22." in result.out and "application tgtrunk registered" in result.out, result.out
     added = await gateway.cli("line", "add", ROUTE, "--mode", "stasis", "--pbx-number", "201")
     assert added.code == 2 and "a stasis line needs --originate" in added.err
+
+
+async def test_telegram_call_through_a_local_channel_template(sim_gateway, sim_phone, baresip_factory, user_asterisk):
+    """`--originate 'Local/{number}@from-internal'` (FreePBX: a ring group, any extension): the PBX's own dialplan
+    rings the phone, with the route's Caller ID."""
+    from app.sip import lines
+
+    await asyncio.to_thread(lines.update_line, sim_gateway.gateway.db, ROUTE,
+                            {"originate": "Local/{number}@from-internal"})
+    await sim_gateway.gateway.lines.sync()
+    carol = await sim_phone("carol", Behaviour(tone_hz=600, tone_dbfs=-12, record=False))
+    peer = await phone(baresip_factory, user_asterisk, answermode="auto")
+
+    call = await carol.call(GATEWAY_PHONE)
+    answered = await peer.wait_event("CALL_ESTABLISHED", timeout=15)
+    assert answered["peeruri"].startswith(f"sip:+{carol.user.phone}@")
+    assert answered["peerdisplayname"] == "Carol Sim (TG)"
+    await call.wait_connected(10)
+    await call.hangup()
+    await peer.wait_event("CALL_CLOSED", timeout=10)
+    record = await sim_gateway.wait_record()
+    assert (record.direction, record.line, record.dialled, record.result_code) == \
+        ("telegram-to-sip", ROUTE, "201", 200)
