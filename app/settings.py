@@ -78,6 +78,7 @@ class Settings:
     failed_calls_notify: int = 5  # this many failed (5xx) calls in a row on a line are told to the administrators
     external_address: HostPort | None = None  # behind NAT: the public address put in SDP and Contact
     local_nets: tuple[str, ...] = ()  # networks reached without NAT (they get the private address)
+    workers: int = 0  # TGTRUNK_WORKERS: media worker processes (0: calls' media in the gateway's own process)
 
     @property
     def secret_key_path(self) -> Path:
@@ -168,4 +169,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         failed_calls_notify=_int(env, "TGTRUNK_FAILED_CALLS_NOTIFY", 5),
         external_address=_external_address(env.get("TGTRUNK_EXTERNAL_ADDRESS"), sip_bind.port),
         local_nets=_local_nets(env.get("TGTRUNK_LOCAL_NETS")),
+        workers=_workers(env),
     )
+
+
+DEFAULT_WORKERS = 0  # see docs/decisions.md (media worker processes) for why not one per core yet
+
+
+def _workers(env: dict[str, str]) -> int:
+    if (env.get("TGTRUNK_WORKERS") or "").strip().lower() == "auto":
+        return os.cpu_count() or 1
+    workers = _int(env, "TGTRUNK_WORKERS", DEFAULT_WORKERS)
+    if not 0 <= workers <= 256:
+        raise SettingsError(f"TGTRUNK_WORKERS={workers} must be 0 (no worker processes), 1 to 256, or auto "
+                            "(one per core)")
+    return workers
