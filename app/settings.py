@@ -78,7 +78,7 @@ class Settings:
     failed_calls_notify: int = 5  # this many failed (5xx) calls in a row on a line are told to the administrators
     external_address: HostPort | None = None  # behind NAT: the public address put in SDP and Contact
     local_nets: tuple[str, ...] = ()  # networks reached without NAT (they get the private address)
-    workers: int = 0  # TGTRUNK_WORKERS: media worker processes (0: calls' media in the gateway's own process)
+    workers: int = 0  # TGTRUNK_WORKERS (default one per core): media worker processes (0: media in this process)
 
     @property
     def secret_key_path(self) -> Path:
@@ -173,7 +173,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     )
 
 
-DEFAULT_WORKERS = 0  # see docs/decisions.md (media worker processes) for why not one per core yet
+DEFAULT_WORKERS = os.cpu_count() or 1  # one media worker process per core (docs/decisions.md)
 
 
 def _workers(env: dict[str, str]) -> int:

@@ -31,11 +31,8 @@ WORKER_LOST = "media worker lost"
 FAST_DEATH_S = 5.0
 RESTART_BACKOFF_S = 2.0
 STOP_TIMEOUT_S = 15.0  # a worker stops its NTgCalls calls before it exits (up to a few seconds each)
+_WORKER_SETTINGS = ("TGTRUNK_LOG_LEVEL", "TGTRUNK_LOG_FORMAT")
 _APP_ROOT = str(Path(__file__).resolve().parents[2])  # so the worker imports this very `app`
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1
 
 
 class WorkerLink:
@@ -63,7 +60,8 @@ class WorkerLink:
 
     async def start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ)
+        # No TGTRUNK_* secret (session key, API hash, bot token) is the worker's business: only how to log.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TGTRUNK_") or k in _WORKER_SETTINGS}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_APP_ROOT, env.get("PYTHONPATH")]))
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -241,6 +239,8 @@ class WorkerPool:
                 task.cancel()
 
     async def _restart(self, link: WorkerLink, returncode: int) -> None:
+        if self._closing:
+            return
         how = f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
         log.error("media worker %d (pid %d) died (%s) with %d call(s); they end with %r; restarting",
                   link.index, link.pid, how, len(link.calls), WORKER_LOST)

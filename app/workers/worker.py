@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -20,13 +21,14 @@ from typing import Any
 
 import ntgcalls
 
+from app.logs import configure_logging
 from app.media.recorder import CallRecorder
 from app.media.relay import RtpRelay
 from app.pacing import TICK_S, MediaClock
 from app.telegram.callengine import CallEngine, CallMedia
 from app.workers import protocol as p
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("app.workers.worker")  # also when run as __main__
 
 UNOPENED_RTP_TTL_S = 30.0
 
@@ -221,8 +223,11 @@ async def serve(fd: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s media worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
+    configure_logging(os.environ)
+    # The worker ends when the gateway's end of its socket closes, after stopping its calls (NTgCalls aborts a
+    # process that exits with calls): a Ctrl-C or a service manager's SIGTERM to the whole group is the gateway's.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(serve(int(argv[1])))
 
 

@@ -149,3 +149,25 @@ async def test_a_killed_worker_ends_only_its_calls_and_is_restarted(sim_gateway,
     await peer2.command("hangup")
     await peer2.wait_event("CALL_CLOSED", timeout=10)
     await sim_gateway.wait_record(3)
+
+
+@pytest.mark.gateway_env(TGTRUNK_WORKERS="0")
+async def test_without_workers_the_media_stays_in_the_gateway(sim_gateway, sim_phone, baresip_factory):
+    await sim_gateway.add_line("one", username="pbx1", password="pw")
+    alice = await sim_phone("alice", Behaviour(tone_hz=600, tone_dbfs=-12))
+    peer = await baresip_factory("127.0.0.2", tone_hz=1000)
+    assert (await peer.register("pbx1", "pw", sim_gateway.sip_server))["type"] == "REGISTER_OK"
+    await peer.command("dial", f"sip:alice@{sim_gateway.sip_server}")
+    await peer.wait_event("CALL_ESTABLISHED", timeout=15)
+    await alice.wait_heard(RATE * 2 * 3, timeout=15)
+    assert "media_workers" not in sim_gateway.gateway.health()
+    media = session_with(sim_gateway, "alice").media
+    assert media is not None and media.remote is None and media.relay is not None
+    assert media.port in udp_ports_of(os.getpid())
+    await peer.command("hangup")
+    await peer.wait_event("CALL_CLOSED", timeout=10)
+    record = await sim_gateway.wait_record()
+    assert record.result_code == 200 and record.packets_in >= 100 and record.lost_in == 0
+    sent, heard_sip, rate = sent_and_heard(peer)
+    assert dominant_frequency(alice.heard_since(RATE * 2)) == pytest.approx(1000, rel=0.02)
+    assert dominant_frequency(heard_sip, rate) == pytest.approx(600, rel=0.02)
