@@ -267,8 +267,10 @@ class Gateway:
         calls = []
         for session in self.stasis.live:
             record = session.record
-            # A call in a media worker has its counters there (its record gets them at the end).
-            counters = session.media.relay.stats if session.media and session.media.relay else None
+            media = session.media
+            # A call in a media worker: the counters it last sent (every second).
+            counters = (media.relay.stats if media.relay else media.remote.counters if media.remote else None) \
+                if media else None
             peer = session.tg_call.peer if session.tg_call else None
             calls.append({
                 "direction": record.direction, "line": record.line, "account": record.account,

@@ -144,11 +144,15 @@ class RemoteCall:
         self.key = key
         self.generation = link.generation
         self.media: CallMedia | None = media
+        self.counters: p.Counters | None = None  # the latest from the worker, while the call's RTP is open
 
     def request(self, message: p.Request) -> Awaitable[Any]:
         return self.link.request(self.generation, message)
 
-    def deliver(self, message: p.Signaling | p.State) -> None:
+    def deliver(self, message: p.Signaling | p.State | p.Counters) -> None:
+        if isinstance(message, p.Counters):
+            self.counters = message
+            return
         media = self.media
         if media is None:
             return
@@ -184,6 +188,10 @@ class RemoteRtp:
     @property
     def worker_pid(self) -> int | None:
         return self.call.link.pid
+
+    @property
+    def counters(self) -> p.Counters | None:
+        return self.call.counters
 
     async def open(self, host: str, payload_type: int) -> int:
         path = str(self.record_path) if self.record_path else None

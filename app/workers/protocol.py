@@ -114,6 +114,22 @@ class State:
 
 
 @dataclass
+class Counters:
+    """A call's RTP counters so far, sent every `COUNTERS_EVERY_S` while its RTP is open (the admin pages' live
+    calls); the record gets the final ones with `CloseRtp`."""
+
+    call: int
+    packets_in: int
+    lost_in: int
+    late_in: int
+    packets_out: int
+    jitter_ms: float
+
+
+COUNTERS_EVERY_S = 1.0
+
+
+@dataclass
 class Keys:
     """ntgcalls.AuthParams, as PrivateCall reads it."""
 

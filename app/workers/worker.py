@@ -111,6 +111,15 @@ class Worker:
         else:
             self.send(p.Reply(request.id, value))
 
+    def report_counters(self) -> None:
+        """Every call's RTP counters to the gateway, then again in `COUNTERS_EVERY_S`."""
+        for call in self.calls.values():
+            if call.relay is not None and not call.rtp_closed:
+                stats = call.relay.stats
+                self.send(p.Counters(call.key, stats.packets_in, stats.lost_in, stats.late_in, stats.packets_out,
+                                     round(stats.jitter_ms, 1)))
+        asyncio.get_running_loop().call_later(p.COUNTERS_EVERY_S, self.report_counters)
+
     def _call(self, key: int) -> WorkerCall:
         call = self.calls.get(key)
         if call is None:
@@ -209,6 +218,7 @@ async def serve(fd: int) -> None:
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     worker = Worker(writer)
+    worker.report_counters()
     log.info("media worker (pid %d) ready", os.getpid())
     try:
         while True:

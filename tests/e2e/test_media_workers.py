@@ -91,6 +91,9 @@ async def test_calls_spread_over_the_workers_and_rtp_ends_in_the_worker(sim_gate
         assert media.remote.worker_pid in pids
         assert media.port not in udp_ports_of(os.getpid())
     assert {session_with(sim_gateway, u).media.remote.worker_pid for u in ("alice", "carol")} == set(pids)
+    # The admin pages' live calls show the worker's RTP counters while the calls run.
+    await until(lambda: all(call["packets_in"] >= 50 and call["packets_out"] >= 50
+                            for call in sim_gateway.gateway.live_calls()))
 
     await alice.wait_heard(RATE * 2 * 4, timeout=15)
     await peer1.command("hangup")
