@@ -47,6 +47,13 @@ def freepbx_extension(name: str, transport: str, context: str, *, password: str 
     ])
 
 
+def freepbx_with_trunk(gateway: str) -> str:
+    """A PBX with one trunk registering to the gateway (on 127.0.0.5), its calls in context from-tgtrunk."""
+    return (freepbx_global("username,ip") + freepbx_transport("to-gateway", "127.0.0.5", free_port("127.0.0.5"))
+            + freepbx_trunk(gateway, "to-gateway", "from-tgtrunk",
+                            endpoint_options=("rtp_symmetric = yes", "rewrite_contact = yes")))
+
+
 class PbxAsterisk:
     def __init__(self, install: AsteriskInstall, pjsip_conf: str, extensions_conf: str = "") -> None:
         self.ari_port = free_port()

@@ -10,9 +10,7 @@ import signal
 from app.ari.client import AriClient, AriError
 from app.telegram.sim import Behaviour
 from tests.e2e.conftest import GATEWAY_PHONE, SimGateway
-from tests.e2e.test_dtmf import PBX_TRUNK_ONLY
-from tests.pbx import PbxAsterisk
-from tests.peers import free_port
+from tests.pbx import PbxAsterisk, freepbx_with_trunk
 
 
 async def app_registered(ari: AriClient) -> bool:
@@ -145,9 +143,8 @@ exten => s,1,Hangup()
 async def test_pbx_caller_hanging_up_right_after_the_200_is_a_normal_hang_up(sim_gateway, sim_phone, asterisk_install):
     await sim_gateway.add_line("office", username="pbx1", password="pbx-side-secret")
     echo = await sim_phone("echo", Behaviour(echo=True, record=False))
-    pbx = PbxAsterisk(asterisk_install, PBX_TRUNK_ONLY.format(
-        to_gateway_port=free_port("127.0.0.5"), registrar_port=free_port("127.0.0.6"),
-        gateway=sim_gateway.sip_server), extensions_conf=PBX_HANGS_UP_WHEN_ANSWERED)
+    pbx = PbxAsterisk(asterisk_install, freepbx_with_trunk(sim_gateway.sip_server),
+                      extensions_conf=PBX_HANGS_UP_WHEN_ANSWERED)
     await pbx.start()
     try:
         await pbx.wait_registration("tgtrunk")

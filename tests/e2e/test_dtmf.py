@@ -8,19 +8,12 @@ import asyncio
 
 from app.ari.client import AriEvent
 from app.telegram.sim import Behaviour
-from tests.pbx import PbxAsterisk
-from tests.peers import free_port
-from tests.sip.test_outbound_line import PBX_PJSIP
-
-PBX_TRUNK_ONLY = PBX_PJSIP.split("; the PBX account that the gateway's outbound line registers to")[0]
-
+from tests.pbx import PbxAsterisk, freepbx_with_trunk
 
 async def test_dtmf_from_pbx_reaches_chat_and_chat_digits_reach_pbx(sim_gateway, sim_phone, asterisk_install):
     await sim_gateway.add_line("office", username="pbx1", password="pbx-side-secret")
     alice = await sim_phone("alice", Behaviour(record=False))
-    pbx = PbxAsterisk(asterisk_install, PBX_TRUNK_ONLY.format(
-        to_gateway_port=free_port("127.0.0.5"), registrar_port=free_port("127.0.0.6"),
-        gateway=sim_gateway.sip_server))
+    pbx = PbxAsterisk(asterisk_install, freepbx_with_trunk(sim_gateway.sip_server))
     await pbx.start()
     digits_at_pbx: list[str] = []
     answered = asyncio.Event()

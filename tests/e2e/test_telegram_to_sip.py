@@ -10,9 +10,8 @@ from app.telegram.sim import Behaviour
 from tests.audio import RATE, dominant_frequency, rms_dbfs
 from tests.e2e.conftest import GATEWAY_PHONE
 from app.ari.client import AriEvent
-from tests.e2e.test_dtmf import PBX_TRUNK_ONLY
 from tests.e2e.test_sip_to_telegram import sent_and_heard
-from tests.pbx import PbxAsterisk
+from tests.pbx import PbxAsterisk, freepbx_with_trunk
 from tests.peers import free_port
 
 PBX_EXTENSIONS = """
@@ -67,9 +66,7 @@ async def test_pbx_extension_rings_with_templated_caller_id_and_pbx_hangs_up(sim
     await sim_gateway.add_line("office", username="pbx1", password="pbx-side-secret", pbx_number="100",
                                callerid_templates=("+{phone}",), callername_template="{name_ascii} via TG")
     bob = await sim_phone("bjorn", Behaviour(record=False), last_name="Ørsted")
-    pbx = PbxAsterisk(asterisk_install, PBX_TRUNK_ONLY.format(
-        to_gateway_port=free_port("127.0.0.5"), registrar_port=free_port("127.0.0.6"),
-        gateway=sim_gateway.sip_server), extensions_conf=PBX_EXTENSIONS)
+    pbx = PbxAsterisk(asterisk_install, freepbx_with_trunk(sim_gateway.sip_server), extensions_conf=PBX_EXTENSIONS)
     await pbx.start()
     ringing: asyncio.Future[AriEvent] = asyncio.get_running_loop().create_future()
     pbx.ari.on("StasisStart", lambda event: ringing.done() or ringing.set_result(event))
