@@ -63,11 +63,26 @@ _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 def _trim_heap() -> None:
     """Give the heap's free pages back to the system once a call's NTgCalls call is stopped. glibc keeps what
-    NTgCalls' threads freed in their arenas: `bench/soak.py` grew 3.9 and 4.2 KiB per call with this, 4.8 to 7.0
-    without (bench/README.md). In a thread: it walks every arena."""
+    NTgCalls' threads freed in their arenas (bench/README.md, "Memory per call"). In a thread: it walks every
+    arena."""
     trim = getattr(_LIBC, "malloc_trim", None)  # glibc only
     if trim is not None:
         trim(0)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_MMAP_FROM = 64 * 1024
+
+
+def _tune_heap() -> None:
+    """Blocks of 64 KiB and more in mappings of their own, unmapped when freed. glibc raises its mmap threshold
+    each time such a block is freed (up to 32 MiB), after which NTgCalls' per-call buffers come from the arenas
+    and, freed, stay there: over a soak the arenas held 15 MiB of free memory after 1 000 calls, 4 MiB with a
+    fixed threshold (bench/README.md, "Memory per call"). Process-wide and idempotent."""
+    mallopt = getattr(_LIBC, "mallopt", None)  # glibc only
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
+        mallopt(_M_TRIM_THRESHOLD, _MMAP_FROM)
 
 
 _LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
@@ -124,6 +139,7 @@ class CallEngine:
         self.frame_bytes = sample_rate * 2 // 100  # one 10 ms frame: what NTgCalls' EXTERNAL source wants
         if not cpu_has_avx2():
             log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); calls are audio-only")
+        _tune_heap()
         self.calls_per_instance = calls_per_instance
         self.ntg = self._new_instance()  # where the next call goes
         self._calls_placed = 0  # on `ntg`
