@@ -20,6 +20,9 @@ from app.settings import SettingsError
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 FORMATS = ("text", "json")
 # syslog priorities, as sd-daemon(3) prefixes read by the journal
+# Libraries' start-up chatter an operator cannot act on, shown only at debug: pyrogram says "Using TgCrypto" at
+# INFO on import, which every `tgtrunk account` command printed.
+_QUIET_BELOW_DEBUG = ("pyrogram.crypto.aes",)
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
@@ -64,3 +67,5 @@ def configure_logging(env: Mapping[str, str], verbose: bool = False) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(LEVELS[level_name])
+    for name in _QUIET_BELOW_DEBUG:
+        logging.getLogger(name).setLevel(logging.NOTSET if level_name == "debug" else logging.WARNING)

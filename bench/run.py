@@ -34,59 +34,30 @@ from app.pbx.install import AsteriskInstall, find_install  # noqa: E402
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for  # noqa: E402
 from app.telegram.sim import SimControl  # noqa: E402
 from app.web.admin import MAX_LAST  # noqa: E402
+from tests.pbx import freepbx_global, freepbx_transport, freepbx_trunk  # noqa: E402
+from tests.peers import free_port  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
-PBX_PJSIP = """
-[global]
-type = global
-endpoint_identifier_order = username,ip
-[system]
-type = system
-[to-gateway]
-type = transport
-protocol = udp
-bind = 127.0.0.7:{pbx_port}
-[tgtrunk]
-type = registration
-transport = to-gateway
-outbound_auth = tgtrunk
-server_uri = sip:{gateway}
-client_uri = sip:pbx1@{gateway}
-contact_user = pbx1
-retry_interval = 2
-expiration = 300
-line = yes
-endpoint = tgtrunk
-[tgtrunk]
-type = auth
-auth_type = userpass
-username = pbx1
-password = bench-secret
-[tgtrunk]
-type = aor
-contact = sip:{gateway}
-[tgtrunk]
-type = endpoint
-transport = to-gateway
-context = bench
-disallow = all
-allow = alaw
-outbound_auth = tgtrunk
-aors = tgtrunk
-rtp_symmetric = yes
-"""
+# How the PBX knows its peers, and what else it has: bench/soak.py also takes the gateway's calls on it.
+PBX_IDENTIFY_BY = "username,ip"
+PBX_EXTRA = ""
+
+
+def pbx_pjsip(port: int, gateway: str) -> str:
+    """The PBX's trunk to the gateway, as FreePBX writes it (tests/pbx.py)."""
+    return (freepbx_global(PBX_IDENTIFY_BY) + "[system]\ntype = system\n"
+            + freepbx_transport("to-gateway", "127.0.0.7", port)
+            + freepbx_trunk(gateway, "to-gateway", "bench", password="bench-secret", allow="alaw", expiration=300,
+                            endpoint_options=("rtp_symmetric = yes",))
+            + PBX_EXTRA)
+
+
 PBX_EXTENSIONS = """
 [general]
 static = yes
 [bench]
 exten => tone,1,Milliwatt()
 """
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -166,8 +137,7 @@ class Bench:
         self.pbx = AsteriskInstance(install, f"/srv/tgtrunk/bench-pbx-{secrets.token_hex(3)}", InstanceConfig(
             sip_bind="127.0.0.7:0", ari_port=ari_port, ari_password=password, rtp_start=34000, rtp_end=35998,
             overrides={"sorcery.conf": "", "extensions.conf": PBX_EXTENSIONS,
-                       "pjsip.conf": PBX_PJSIP.format(pbx_port=free_port("127.0.0.7"),
-                                                      gateway=f"127.0.0.1:{self.sip_port}")}))
+                       "pjsip.conf": pbx_pjsip(free_port("127.0.0.7"), f"127.0.0.1:{self.sip_port}")}))
         await self.pbx.start()
         self.ari = AriClient("127.0.0.1", ari_port, "tgtrunk", password, "bench")
         while not await self.ari.ping():

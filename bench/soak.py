@@ -30,8 +30,8 @@ from app.ari.client import AriError, AriEvent  # noqa: E402
 from app.telegram.sim import SimControl  # noqa: E402
 
 # The PBX also takes the gateway's calls: identified by address, answered, hung up after a moment.
-run.PBX_PJSIP = run.PBX_PJSIP.replace("endpoint_identifier_order = username,ip",
-                                      "endpoint_identifier_order = ip,username") + """
+run.PBX_IDENTIFY_BY = "ip,username"
+run.PBX_EXTRA = """
 [tgtrunk]
 type = identify
 endpoint = tgtrunk

@@ -13,6 +13,40 @@ from app.pbx.instance import AsteriskInstance, InstanceConfig
 from tests.peers import free_port
 
 
+def freepbx_global(identify_by: str = "ip,username,anonymous") -> str:
+    return f"[global]\ntype = global\nuser_agent = FPBX-test\nendpoint_identifier_order = {identify_by}\n"
+
+
+def freepbx_transport(name: str, address: str, port: int) -> str:
+    return f"[{name}]\ntype = transport\nprotocol = udp\nbind = {address}:{port}\n"
+
+
+def freepbx_trunk(gateway: str, transport: str, context: str, *, password: str = "pbx-side-secret",
+                  allow: str = "alaw,ulaw", expiration: int = 120, endpoint_options: tuple[str, ...] = ()) -> str:
+    """Connectivity > Trunks > pjsip "tgtrunk" as FreePBX writes it: registration Send as pbx1, authentication
+    Outbound, the gateway as the contact."""
+    return "\n".join([
+        "[tgtrunk]", "type = registration", f"transport = {transport}", "outbound_auth = tgtrunk",
+        f"server_uri = sip:{gateway}", f"client_uri = sip:pbx1@{gateway}", "contact_user = pbx1",
+        "retry_interval = 2", f"expiration = {expiration}", "line = yes", "endpoint = tgtrunk",
+        "[tgtrunk]", "type = auth", "auth_type = userpass", "username = pbx1", f"password = {password}",
+        "[tgtrunk]", "type = aor", f"contact = sip:{gateway}",
+        "[tgtrunk]", "type = endpoint", f"transport = {transport}", f"context = {context}", "disallow = all",
+        f"allow = {allow}", "outbound_auth = tgtrunk", "aors = tgtrunk", *endpoint_options, "",
+    ])
+
+
+def freepbx_extension(name: str, transport: str, context: str, *, password: str = "gateway-side-secret",
+                      endpoint_options: tuple[str, ...] = ()) -> str:
+    """Applications > Extensions > NAME (pjsip): an account the gateway's outbound line registers as."""
+    return "\n".join([
+        f"[{name}]", "type = auth", "auth_type = userpass", f"username = {name}", f"password = {password}",
+        f"[{name}]", "type = aor", "max_contacts = 1",
+        f"[{name}]", "type = endpoint", f"transport = {transport}", f"context = {context}", "disallow = all",
+        "allow = alaw,ulaw", f"auth = {name}", f"aors = {name}", *endpoint_options, "",
+    ])
+
+
 class PbxAsterisk:
     def __init__(self, install: AsteriskInstall, pjsip_conf: str, extensions_conf: str = "") -> None:
         self.ari_port = free_port()

@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from datetime import datetime, timezone
+from typing import Any
 
 from pydantic import ValidationError
 from pyrogram import raw
@@ -210,16 +211,27 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 # --- administrators ---------------------------------------------------------------------------------
 
-def cmd_admin_add(args: argparse.Namespace) -> int:
-    from app.store.admin import AccountAdmin, AdminError, check_admin
+def _admin(session: Any, account: str, who: str) -> Any:
+    from app.store.admin import AccountAdmin
+
+    return session.exec(select(AccountAdmin).where(AccountAdmin.account == account, AccountAdmin.who == who)).first()
+
+
+def _checked_admin(who: str) -> str:
+    from app.store.admin import AdminError, check_admin
 
     try:
-        who = check_admin(args.who)
+        return check_admin(who)
     except AdminError as exc:
         raise CliError(str(exc)) from None
-    db = Database(load_settings().database_url)
-    with db.session() as session:
-        if session.exec(select(AccountAdmin).where(AccountAdmin.account == args.name, AccountAdmin.who == who)).first():
+
+
+def cmd_admin_add(args: argparse.Namespace) -> int:
+    from app.store.admin import AccountAdmin
+
+    who = _checked_admin(args.who)
+    with Database(load_settings().database_url).session() as session:
+        if _admin(session, args.name, who):
             raise CliError(f"{who} is already an administrator of {args.name}")
         known = session.exec(select(TelegramAccountRow).where(TelegramAccountRow.name == args.name)).first()
         session.add(AccountAdmin(account=args.name, who=who))
@@ -230,15 +242,9 @@ def cmd_admin_add(args: argparse.Namespace) -> int:
 
 
 def cmd_admin_remove(args: argparse.Namespace) -> int:
-    from app.store.admin import AccountAdmin, AdminError, check_admin
-
-    try:
-        who = check_admin(args.who)
-    except AdminError as exc:
-        raise CliError(str(exc)) from None
-    db = Database(load_settings().database_url)
-    with db.session() as session:
-        row = session.exec(select(AccountAdmin).where(AccountAdmin.account == args.name, AccountAdmin.who == who)).first()
+    who = _checked_admin(args.who)
+    with Database(load_settings().database_url).session() as session:
+        row = _admin(session, args.name, who)
         if row is None:
             raise CliError(f"{who} is not an administrator of {args.name}; `tgtrunk account admin list` shows them")
         session.delete(row)

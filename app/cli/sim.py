@@ -73,23 +73,6 @@ def _api(method: str, path: str, body: object) -> object:
 
 
 def run_call(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    token_path = settings.admin_token_path
-    if not token_path.exists():
-        raise CliError("the gateway has not run yet here (no admin token); start `tgtrunk serve --simulate-telegram`")
-    bind = settings.http_bind
-    host = "127.0.0.1" if bind.host in ("0.0.0.0", "") else bind.host
-    request = urllib.request.Request(
-        f"http://{host}:{bind.port}/api/sim/call", method="POST",
-        data=json.dumps({"user": args.user.lstrip("@")}).encode(),
-        headers={"Authorization": f"Bearer {token_path.read_text().strip()}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            json.load(response)
-    except urllib.error.HTTPError as exc:
-        raise CliError(exc.read().decode().strip() or str(exc)) from None
-    except OSError as exc:
-        raise CliError(f"the gateway's admin API at {host}:{bind.port} does not answer ({exc}); is `tgtrunk serve` running?") from None
+    _api("POST", "/api/sim/call", {"user": args.user.lstrip("@")})
     print(f"{args.user} is calling the gateway account; the line's PBX extension should ring")
     return 0

@@ -9,7 +9,7 @@ import pytest
 from app.ari.client import AriEvent
 from app.telegram.sim import Behaviour
 from tests.e2e.conftest import GATEWAY_PHONE
-from tests.pbx import PbxAsterisk
+from tests.pbx import PbxAsterisk, freepbx_extension, freepbx_global, freepbx_transport, freepbx_trunk
 from tests.peers import free_port
 
 PBX_EXTENSIONS = """
@@ -21,71 +21,21 @@ exten => 486,1,Hangup(17)
 exten => _X.,1,Stasis(pbx,${EXTEN},${PJSIP_HEADER(read,P-Asserted-Identity)})
 """
 
-TRANSPORT = """
-[global]
-type = global
-user_agent = FPBX-test
-endpoint_identifier_order = ip,username,anonymous
+TRUSTED = ("trust_id_inbound = yes",)
 
-[0.0.0.0-udp]
-type = transport
-protocol = udp
-bind = 127.0.0.5:{port}
-"""
 
-# Each mode as FreePBX writes its side: a trunk registering to the gateway, an extension the gateway
-# registers as, or a trunk without registration that knows the gateway by its address.
-PBX_SIDE = {
-    "register": """
-[tgtrunk]
-type = registration
-transport = 0.0.0.0-udp
-outbound_auth = tgtrunk
-server_uri = sip:{gateway}
-client_uri = sip:pbx1@{gateway}
-contact_user = pbx1
-retry_interval = 2
-expiration = 120
-line = yes
-endpoint = tgtrunk
-[tgtrunk]
-type = auth
-auth_type = userpass
-username = pbx1
-password = pbx-side-secret
-[tgtrunk]
-type = aor
-contact = sip:{gateway}
-[tgtrunk]
-type = endpoint
-transport = 0.0.0.0-udp
-context = from-tgtrunk
-disallow = all
-allow = alaw,ulaw
-outbound_auth = tgtrunk
-aors = tgtrunk
-trust_id_inbound = yes
-""",
-    "outbound": """
-[7001]
-type = auth
-auth_type = userpass
-username = 7001
-password = gateway-side-secret
-[7001]
-type = aor
-max_contacts = 1
-[7001]
-type = endpoint
-transport = 0.0.0.0-udp
-context = from-tgtrunk
-disallow = all
-allow = alaw,ulaw
-auth = 7001
-aors = 7001
-trust_id_inbound = yes
-""",
-    "ip": """
+def pbx_conf(mode: str, port: int, gateway: str) -> str:
+    """Each mode as FreePBX writes its side: a trunk registering to the gateway, an extension the gateway
+    registers as, or a trunk without registration that knows the gateway by its address."""
+    conf = freepbx_global() + freepbx_transport("0.0.0.0-udp", "127.0.0.5", port)
+    if mode == "register":
+        return conf + freepbx_trunk(gateway, "0.0.0.0-udp", "from-tgtrunk", endpoint_options=TRUSTED)
+    if mode == "outbound":
+        return conf + freepbx_extension("7001", "0.0.0.0-udp", "from-tgtrunk", endpoint_options=TRUSTED)
+    return conf + IP_TRUNK
+
+
+IP_TRUNK = """
 [gateway]
 type = endpoint
 transport = 0.0.0.0-udp
@@ -97,8 +47,7 @@ trust_id_inbound = yes
 type = identify
 endpoint = gateway
 match = 127.0.0.1
-""",
-}
+"""
 
 LINE_OPTIONS = {
     "register": dict(username="pbx1", password="pbx-side-secret"),
@@ -156,7 +105,7 @@ async def test_caller_id_reaches_the_pbx_on_every_line_mode(mode, sim_gateway, s
     await sim_gateway.add_line("pbx", mode, pbx_number="100", callerid_templates=("+{phone}",),
                                callername_template="{name_ascii} via TG", **options)
     bjorn = await sim_phone("bjorn", Behaviour(record=False), last_name="Ørsted")
-    conf = TRANSPORT.format(port=port) + PBX_SIDE[mode].format(gateway=sim_gateway.sip_server)
+    conf = pbx_conf(mode, port, sim_gateway.sip_server)
     async with Pbx(asterisk_install, conf) as pbx:
         await wait_ready(mode, pbx)
         call = await bjorn.call(GATEWAY_PHONE)
@@ -271,7 +220,7 @@ async def contact_and_media_seen_by_pbx(sim_gateway, sim_phone, asterisk_install
     port = free_port("127.0.0.5")
     await sim_gateway.add_line("sbc", "ip", host=f"127.0.0.5:{port}", pbx_number="100")
     dave = await sim_phone("dave", Behaviour(record=False))
-    pbx = Pbx(asterisk_install, TRANSPORT.format(port=port) + PBX_SIDE["ip"])
+    pbx = Pbx(asterisk_install, pbx_conf("ip", port, ""))
     pbx.asterisk.instance.config.overrides = {**pbx.asterisk.instance.config.overrides,
                                               "extensions.conf": NAT_EXTENSIONS}
     async with pbx:

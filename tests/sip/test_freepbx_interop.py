@@ -6,78 +6,18 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import GatewayProcess
-from tests.pbx import PbxAsterisk
+from tests.pbx import PbxAsterisk, freepbx_extension, freepbx_global, freepbx_transport, freepbx_trunk
 from tests.peers import free_port
 
 PBX_ADDRESS = "127.0.0.5"
 
-# FreePBX writes one transport per protocol: the trunk and the extensions share the PBX's address.
-PBX_ONE_ADDRESS = """
-[global]
-type = global
-user_agent = FPBX-test
-endpoint_identifier_order = ip,username,anonymous
 
-[0.0.0.0-udp]
-type = transport
-protocol = udp
-bind = {address}:{port}
-
-; Connectivity > Trunks > pjsip "tgtrunk" (registration: Send, Authentication: Outbound)
-[tgtrunk]
-type = registration
-transport = 0.0.0.0-udp
-outbound_auth = tgtrunk
-server_uri = sip:{gateway}
-client_uri = sip:pbx1@{gateway}
-contact_user = pbx1
-retry_interval = 2
-expiration = 120
-line = yes
-endpoint = tgtrunk
-
-[tgtrunk]
-type = auth
-auth_type = userpass
-username = pbx1
-password = pbx-side-secret
-
-[tgtrunk]
-type = aor
-contact = sip:{gateway}
-
-[tgtrunk]
-type = endpoint
-transport = 0.0.0.0-udp
-context = from-trunk
-disallow = all
-allow = alaw,ulaw
-outbound_auth = tgtrunk
-aors = tgtrunk
-rtp_symmetric = yes
-rewrite_contact = yes
-
-; Applications > Extensions > 7001 (pjsip): the extension the gateway's outbound line registers as
-[7001]
-type = auth
-auth_type = userpass
-username = 7001
-password = gateway-side-secret
-
-[7001]
-type = aor
-max_contacts = 1
-
-[7001]
-type = endpoint
-transport = 0.0.0.0-udp
-context = from-internal
-disallow = all
-allow = alaw,ulaw
-auth = 7001
-aors = 7001
-trust_id_inbound = yes
-"""
+def pbx_one_address(port: int, gateway: str) -> str:
+    """FreePBX writes one transport per protocol: the trunk and the extensions share the PBX's address."""
+    return (freepbx_global() + freepbx_transport("0.0.0.0-udp", PBX_ADDRESS, port)
+            + freepbx_trunk(gateway, "0.0.0.0-udp", "from-trunk",
+                            endpoint_options=("rtp_symmetric = yes", "rewrite_contact = yes"))
+            + freepbx_extension("7001", "0.0.0.0-udp", "from-internal", endpoint_options=("trust_id_inbound = yes",)))
 
 
 async def add_lines(gateway: GatewayProcess, port: int, outbound_password: str = "gateway-side-secret") -> None:
@@ -105,8 +45,7 @@ async def test_one_pbx_address_registers_to_a_register_line_and_is_registrar_of_
     port = free_port(PBX_ADDRESS)
     await add_lines(gateway, port)
     await gateway.wait_log(r"lines in sync")
-    pbx = await PbxAsterisk(asterisk_install, PBX_ONE_ADDRESS.format(
-        address=PBX_ADDRESS, port=port, gateway=gateway.sip_server)).start()
+    pbx = await PbxAsterisk(asterisk_install, pbx_one_address(port, gateway.sip_server)).start()
     try:
         # The outbound line's identify matches the PBX's address: the PBX's own REGISTER must still reach pbx1.
         await pbx.wait_registration("tgtrunk", timeout=20)
@@ -131,8 +70,7 @@ async def test_one_pbx_address_registers_to_a_register_line_and_is_registrar_of_
 async def test_rejected_registration_is_tried_again_once_the_password_is_fixed(gateway, asterisk_install):
     port = free_port(PBX_ADDRESS)
     await add_lines(gateway, port, outbound_password="a-wrong-password")
-    pbx = await PbxAsterisk(asterisk_install, PBX_ONE_ADDRESS.format(
-        address=PBX_ADDRESS, port=port, gateway=gateway.sip_server)).start()
+    pbx = await PbxAsterisk(asterisk_install, pbx_one_address(port, gateway.sip_server)).start()
     try:
         await line_state(gateway, "pbx-out", "rejected", 20)  # 401 with the wrong password
         fixed = await gateway.cli("line", "reset-password", "pbx-out", "--password", "gateway-side-secret")

@@ -5,76 +5,16 @@ from __future__ import annotations
 import asyncio
 
 from tests.peers import free_port
-from tests.pbx import PbxAsterisk
+from tests.pbx import PbxAsterisk, freepbx_extension, freepbx_global, freepbx_transport, freepbx_trunk
 
-PBX_PJSIP = """
-[global]
-type = global
-user_agent = FPBX-test
-endpoint_identifier_order = username,ip
 
-[to-gateway]
-type = transport
-protocol = udp
-bind = 127.0.0.5:{to_gateway_port}
-
-[registrar]
-type = transport
-protocol = udp
-bind = 127.0.0.6:{registrar_port}
-
-; the trunk to the gateway, as FreePBX writes it
-[tgtrunk]
-type = registration
-transport = to-gateway
-outbound_auth = tgtrunk
-server_uri = sip:{gateway}
-client_uri = sip:pbx1@{gateway}
-contact_user = pbx1
-retry_interval = 2
-expiration = 120
-line = yes
-endpoint = tgtrunk
-
-[tgtrunk]
-type = auth
-auth_type = userpass
-username = pbx1
-password = pbx-side-secret
-
-[tgtrunk]
-type = aor
-contact = sip:{gateway}
-
-[tgtrunk]
-type = endpoint
-transport = to-gateway
-context = from-tgtrunk
-disallow = all
-allow = alaw,ulaw
-outbound_auth = tgtrunk
-aors = tgtrunk
-rtp_symmetric = yes
-rewrite_contact = yes
-
-; the PBX account that the gateway's outbound line registers to
-[gw7001]
-type = auth
-auth_type = userpass
-username = gw7001
-password = gateway-side-secret
-
-[gw7001]
-type = aor
-max_contacts = 1
-
-[gw7001]
-type = endpoint
-transport = registrar
-context = from-tgtrunk
-auth = gw7001
-aors = gw7001
-"""
+def pbx_pjsip(to_gateway_port: int, registrar_port: int, gateway: str) -> str:
+    """The trunk to the gateway as FreePBX writes it, and the PBX account the gateway's outbound line registers to."""
+    return (freepbx_global("username,ip") + freepbx_transport("to-gateway", "127.0.0.5", to_gateway_port)
+            + freepbx_transport("registrar", "127.0.0.6", registrar_port)
+            + freepbx_trunk(gateway, "to-gateway", "from-tgtrunk",
+                            endpoint_options=("rtp_symmetric = yes", "rewrite_contact = yes"))
+            + freepbx_extension("gw7001", "registrar", "from-tgtrunk"))
 
 
 async def test_pbx_registers_to_gateway_and_gateway_registers_to_pbx(gateway, asterisk_install):
@@ -86,8 +26,7 @@ async def test_pbx_registers_to_gateway_and_gateway_registers_to_pbx(gateway, as
                               "--server", f"127.0.0.6:{registrar_port}", "--username", "gw7001",
                               "--password", "gateway-side-secret")
     assert added.code == 0, added.err
-    pbx = PbxAsterisk(asterisk_install, PBX_PJSIP.format(
-        to_gateway_port=to_gateway_port, registrar_port=registrar_port, gateway=gateway.sip_server))
+    pbx = PbxAsterisk(asterisk_install, pbx_pjsip(to_gateway_port, registrar_port, gateway.sip_server))
     await pbx.start()
     try:
         await pbx.wait_registration("tgtrunk")  # the PBX's own registration to the gateway
