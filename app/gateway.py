@@ -23,6 +23,8 @@ from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.calls.recordings import RecordingPoster
 from app.calls.stasis import APP_NAME, StasisApp
 from app.notify import Notifier
+from app.ari.channel import REJECT_CONTEXT
+from app.pbx.external import ExternalAsterisk
 from app.pbx.install import AsteriskInstall, InstallError, find_install
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
 from app.pbx.supervisor import AsteriskSupervisor
@@ -66,47 +68,68 @@ class Gateway:
         self._stack = contextlib.AsyncExitStack()
         self.db = Database(settings.database_url)
         self._stack.callback(self.db.close)
-        install = require_install(settings)
-        password = ari_password(settings)
-        self.instance = AsteriskInstance(
-            install,
-            runtime_dir_for(install, settings.data_dir),
-            InstanceConfig(
-                sip_bind=str(settings.sip_bind),
-                ari_port=settings.ari_port,
-                ari_password=password,
-                rtp_start=settings.rtp_ports.start,
-                rtp_end=settings.rtp_ports.end,
-                external_address=settings.external_address.host if settings.external_address else None,
-                external_port=settings.external_address.port if settings.external_address else None,
-                local_nets=settings.local_nets,
-            ),
-        )
-        self.ari = AriClient("127.0.0.1", settings.ari_port, APP_NAME, password, APP_NAME)
-        self._stack.push_async_callback(self.ari.close)
-        self.lines = LineSync(
-            self.ari, self.db, self.instance.host_dir / "etc" / "pjsip_bans.conf",
-            reload_pjsip=self._reload_pjsip, show_registrations=self._show_registrations,
-            memory_bans=lambda: self.security.active_bans(),
-        )
-        self.security = SecurityWatcher(
-            self.instance.log_dir / "security.log", self.db, self.lines.line_for_endpoint,
-            settings.ban_threshold, settings.ban_window_s, settings.ban_duration_s,
-        )
+        self.instance: AsteriskInstance | None = None
+        self.security: SecurityWatcher | None = None
+        self.supervisor: AsteriskSupervisor | ExternalAsterisk
+        external = settings.external_ari
+        if external is not None:
+            # The user's own Asterisk: nothing is started, written or pushed there; only the Stasis app runs.
+            self.ari = AriClient("", 0, external.user, external.password, external.app, base_url=external.url)
+            self._stack.push_async_callback(self.ari.close)
+            self.lines = LineSync(self.ari, self.db, routes_only=True)
+        else:
+            install = require_install(settings)
+            password = ari_password(settings)
+            self.instance = AsteriskInstance(
+                install,
+                runtime_dir_for(install, settings.data_dir),
+                InstanceConfig(
+                    sip_bind=str(settings.sip_bind),
+                    ari_port=settings.ari_port,
+                    ari_password=password,
+                    rtp_start=settings.rtp_ports.start,
+                    rtp_end=settings.rtp_ports.end,
+                    external_address=settings.external_address.host if settings.external_address else None,
+                    external_port=settings.external_address.port if settings.external_address else None,
+                    local_nets=settings.local_nets,
+                ),
+            )
+            self.ari = AriClient("127.0.0.1", settings.ari_port, APP_NAME, password, APP_NAME)
+            self._stack.push_async_callback(self.ari.close)
+            self.lines = LineSync(
+                self.ari, self.db, self.instance.host_dir / "etc" / "pjsip_bans.conf",
+                reload_pjsip=self._reload_pjsip, show_registrations=self._show_registrations,
+                memory_bans=lambda: self.security.active_bans() if self.security else (),
+            )
+            self.security = SecurityWatcher(
+                self.instance.log_dir / "security.log", self.db, self.lines.line_for_endpoint,
+                settings.ban_threshold, settings.ban_window_s, settings.ban_duration_s,
+            )
         self.tasks = TaskSupervisor()
         self.notifier = Notifier(self.db, SessionAccountSender(self.accounts), lambda: self.accounts.handles,
                                  settings.notify_fold_s)
         private_dir(settings.recordings_dir)
         self.stasis = StasisApp(self.ari, self.db, self.lines, self.accounts, settings.max_calls,
-                                settings.recordings_dir, FailedCallWatch(self.notifier, settings.failed_calls_notify))
+                                settings.recordings_dir, FailedCallWatch(self.notifier, settings.failed_calls_notify),
+                                app=settings.ari_app, media_address=settings.media_address,
+                                reject_context=None if external else REJECT_CONTEXT)
         self.recordings = RecordingPoster(self.db, self.accounts)
-        self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
-                                             on_lost=self.stasis.on_asterisk_lost)
+        if external is not None:
+            self.supervisor = ExternalAsterisk(self.ari, external, on_ready=self._on_asterisk_ready,
+                                               on_lost=self.stasis.on_asterisk_lost)
+        else:
+            assert self.instance is not None
+            self.supervisor = AsteriskSupervisor(self.instance, self.ari, on_ready=self._on_asterisk_ready,
+                                                 on_lost=self.stasis.on_asterisk_lost)
         self.lines.on_state = lambda line, old, new: line_state_changed(self.notifier, line, old, new)
         self._web: web.AppRunner | None = None
 
     async def _on_asterisk_ready(self) -> None:
-        if self.supervisor.restarts:
+        if self.supervisor.restarts and isinstance(self.supervisor, ExternalAsterisk):
+            self.notifier.notify("asterisk-restarted", f"tgtrunk: the Asterisk at {self.supervisor.where} was lost "
+                                 "and is back; its Stasis application is registered again; calls running then were "
+                                 "cut. If it repeats, see that Asterisk's log and the gateway's.")
+        elif self.supervisor.restarts:
             self.notifier.notify("asterisk-restarted", "tgtrunk: the bundled Asterisk stopped and was restarted "
                                  f"({self.supervisor.restarts} restart(s) since start); calls running then were cut. "
                                  "If it repeats, see the gateway's log.")
@@ -114,10 +137,15 @@ class Gateway:
         await self.lines.sync()
 
     async def _hang_up_all(self) -> None:
-        if self.instance.pid is None or not self.supervisor.ready.is_set():
+        if not self.supervisor.ready.is_set() or (self.instance is not None and self.instance.pid is None):
             return
         try:
-            for channel in await Channel.all(self.ari):
+            if self.instance is None:  # the user's Asterisk: only the channels of our calls
+                channels = [Channel(self.ari, cid) for cid in list(self.stasis.by_channel)]
+                channels += [s.media.external for s in list(self.stasis.live) if s.media and s.media.external]
+            else:
+                channels = await Channel.all(self.ari)
+            for channel in channels:
                 await channel.hangup()
         except Exception as exc:  # noqa: BLE001 - shutting down whatever happens
             log.warning("could not end every call before stopping: %s", exc)
@@ -126,6 +154,7 @@ class Gateway:
         await self.ari.request("PUT", "/asterisk/modules/res_pjsip.so")
 
     async def _show_registrations(self) -> str:
+        assert self.instance is not None
         return await self.instance.rx("pjsip show registrations")
 
     async def start_telegram(self) -> None:
@@ -197,10 +226,18 @@ class Gateway:
         self.accounts.add("sim", account)
         log.info("using the simulated Telegram network at %s as account %s", address, info["gateway_phone"])
 
+    def asterisk_state(self) -> dict[str, Any]:
+        ready = self.supervisor.ready.is_set()
+        if isinstance(self.supervisor, ExternalAsterisk):
+            return {"mode": "external", "url": self.supervisor.where, "version": self.supervisor.version,
+                    "app": self.stasis.app, "app_registered": ready, "ready": ready,
+                    "restarts": self.supervisor.restarts}
+        assert self.instance is not None
+        return {"mode": "bundled", "pid": self.instance.pid, "restarts": self.supervisor.restarts, "ready": ready}
+
     def status(self) -> dict[str, Any]:
         return {
-            "asterisk": {"pid": self.instance.pid, "restarts": self.supervisor.restarts,
-                         "ready": self.supervisor.ready.is_set()},
+            "asterisk": self.asterisk_state(),
             "lines": sorted(self.lines.lines),
             "accounts": sorted(self.accounts.handles),
             "active_calls": dict(self.stasis.active_per_line),
@@ -228,7 +265,7 @@ class Gateway:
     def health(self) -> dict[str, Any]:
         """What /healthz answers: each part with ok true/false; `ok` is all of them."""
         parts = {
-            "asterisk": {"ok": self.supervisor.ready.is_set(), "pid": self.instance.pid},
+            "asterisk": {"ok": self.supervisor.ready.is_set(), **self.asterisk_state()},
             "database": {"ok": self.db.write_error is None, "error": self.db.write_error,
                          "held_rows": len(self.db.held)},
             "tasks": {"ok": self.tasks.ok, **self.tasks.status()},
@@ -254,6 +291,8 @@ class Gateway:
         await self.demo.call_gateway(user)
 
     async def run(self, stop: asyncio.Event) -> None:
+        if isinstance(self.supervisor, ExternalAsterisk):
+            await self.supervisor.check()  # a wrong URL, password or Asterisk is told before anything starts
         # The admin API's listening socket is opened before NTgCalls starts: a socket opened right after it
         # was seen to stop listening now and then (see docs/decisions.md).
         await self.start_web()
@@ -267,21 +306,28 @@ class Gateway:
         self._stack.push_async_callback(self._hang_up_all)
         self.tasks.start("asterisk-supervisor", self.supervisor.watch)
         self.tasks.start("line-sync", lambda: self.lines.run(self.supervisor.ready))
-        self.tasks.start("security-log", self.security.run)
+        if self.security is not None:
+            self.tasks.start("security-log", self.security.run)
         self.tasks.start("account-settings", lambda: self.accounts.watch_settings(self.db))
         self.tasks.start("held-rows", self.db.write_held)
         self.tasks.start("recordings", self.recordings.run)
         self.tasks.start("account-watch", lambda: watch_accounts(
             self.accounts, self.notifier, self.settings.account_check_s, self.settings.flood_notify_s))
         await asyncio.wait_for(self.ari.connected.wait(), 10)
-        log.info(
-            "tgtrunk is running: SIP on %s, admin API on http://%s, ARI on 127.0.0.1:%s, %d line(s)",
-            self.settings.sip_bind, self.settings.http_bind, self.settings.ari_port, len(self.lines.lines),
-        )
+        if isinstance(self.supervisor, ExternalAsterisk):
+            log.info("tgtrunk is running: Stasis application %s on the Asterisk %s at %s, externalMedia RTP to %s, "
+                     "admin API on http://%s, %d route(s)", self.stasis.app, self.supervisor.version,
+                     self.supervisor.where, self.settings.media_address, self.settings.http_bind,
+                     len(self.lines.lines))
+        else:
+            log.info(
+                "tgtrunk is running: SIP on %s, admin API on http://%s, ARI on 127.0.0.1:%s, %d line(s)",
+                self.settings.sip_bind, self.settings.http_bind, self.settings.ari_port, len(self.lines.lines),
+            )
         await stop.wait()
 
     async def close(self) -> None:
-        log.info("stopping: ending calls and Asterisk")
+        log.info("stopping: ending calls%s", "" if self.instance is None else " and Asterisk")
         await self._stack.aclose()
 
 

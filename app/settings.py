@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from urllib.parse import urlsplit
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,17 @@ class PortRange:
 
 
 @dataclass(frozen=True)
+class ExternalAri:
+    """The ARI of an Asterisk the user runs (TGTRUNK_ARI_URL): tgtrunk is only a Stasis application on it."""
+
+    url: str  # http(s)://host:port[/prefix], without /ari
+    user: str
+    password: str = field(repr=False)
+    app: str = "tgtrunk"
+    media_address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -78,6 +90,16 @@ class Settings:
     failed_calls_notify: int = 5  # this many failed (5xx) calls in a row on a line are told to the administrators
     external_address: HostPort | None = None  # behind NAT: the public address put in SDP and Contact
     local_nets: tuple[str, ...] = ()  # networks reached without NAT (they get the private address)
+    external_ari: ExternalAri | None = None  # set: run on the user's Asterisk, start none of our own
+
+    @property
+    def ari_app(self) -> str:
+        return self.external_ari.app if self.external_ari else "tgtrunk"
+
+    @property
+    def media_address(self) -> str:
+        """Where Asterisk sends externalMedia RTP: tgtrunk binds its relay sockets there."""
+        return self.external_ari.media_address if self.external_ari else "127.0.0.1"
 
     @property
     def secret_key_path(self) -> Path:
@@ -143,6 +165,50 @@ def _local_nets(raw: str | None) -> tuple[str, ...]:
     return tuple(nets)
 
 
+_APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _external_ari(env: dict[str, str]) -> ExternalAri | None:
+    url = (env.get("TGTRUNK_ARI_URL") or "").strip()
+    if not url:
+        return None
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+        raise SettingsError(f"TGTRUNK_ARI_URL {url!r} must look like http://HOST:PORT (the Asterisk's HTTP server, "
+                            "http.conf)")
+    try:
+        parsed.port
+    except ValueError:
+        raise SettingsError(f"TGTRUNK_ARI_URL {url!r}: the port is not a number 1-65535") from None
+    path = parsed.path.rstrip("/")
+    if path.endswith("/ari"):
+        path = path[: -len("/ari")]
+    user = env.get("TGTRUNK_ARI_USER") or ""
+    if not user:
+        raise SettingsError("TGTRUNK_ARI_URL is set: TGTRUNK_ARI_USER must name the ari.conf user too")
+    password = env.get("TGTRUNK_ARI_PASSWORD") or ""
+    password_file = env.get("TGTRUNK_ARI_PASSWORD_FILE")
+    if password_file:
+        try:
+            password = Path(password_file).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"TGTRUNK_ARI_PASSWORD_FILE {password_file}: {exc.strerror}") from None
+    if not password:
+        raise SettingsError("TGTRUNK_ARI_URL is set: give the ari.conf user's password in TGTRUNK_ARI_PASSWORD or "
+                            "TGTRUNK_ARI_PASSWORD_FILE")
+    app = env.get("TGTRUNK_ARI_APP") or "tgtrunk"
+    if not _APP_NAME.match(app):
+        raise SettingsError(f"TGTRUNK_ARI_APP {app!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    media = env.get("TGTRUNK_MEDIA_ADDRESS") or "127.0.0.1"
+    try:
+        ipaddress.IPv4Address(media)
+    except ValueError:
+        raise SettingsError(f"TGTRUNK_MEDIA_ADDRESS {media!r} must be this machine's IPv4 address that the Asterisk "
+                            "sends externalMedia RTP to (127.0.0.1 when it runs on this host)") from None
+    base = f"{parsed.scheme}://{parsed.netloc.rpartition('@')[2]}{path}"
+    return ExternalAri(base, user, password, app, media)
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     data_dir = Path(env.get("TGTRUNK_DATA_DIR") or "/var/lib/tgtrunk").absolute()
@@ -168,4 +234,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         failed_calls_notify=_int(env, "TGTRUNK_FAILED_CALLS_NOTIFY", 5),
         external_address=_external_address(env.get("TGTRUNK_EXTERNAL_ADDRESS"), sip_bind.port),
         local_nets=_local_nets(env.get("TGTRUNK_LOCAL_NETS")),
+        external_ari=_external_ari(env),
     )

@@ -1,19 +1,27 @@
 """What NTgCalls alone costs per call leg, driven exactly as tgtrunk drives it: the floor under tgtrunk's CPU.
 
-    .venv/bin/python bench/ntgcalls_floor.py [--calls 10] [--seconds 15]
+    .venv/bin/python bench/ntgcalls_floor.py [--calls 10] [--seconds 15] [--path fast|old]
+    .venv/bin/python bench/ntgcalls_floor.py --calls 10 --compare 3   # old and fast path side by side: the ratio
 
 N P2P calls over loopback between two `CallEngine`s (the gateway's own wrapper of one NTgCalls each) in this one
 process, no Telegram, no SIP, no RTP: each leg sends a tone in 10 ms external frames paced every 20 ms (as
 `PrivateCall` does) and receives the other leg's frames through the same batched callback tgtrunk uses.
 Prints this process's CPU (all threads, % of one core) per call leg and the frames each leg received.
+`--path old` drives NTgCalls as before issue 12 (`CallEngine(fast_path=False)`); `--compare N` runs N rounds of
+each path, alternating, each in a fresh process, and prints both medians and their ratio (fast / old).
+`--burst` sets all calls up at once instead (frames flowing from each create on) and times their setup.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
+import re
+import statistics
+import subprocess
 import sys
 import time
 from array import array
@@ -41,6 +49,7 @@ class Leg:
     def __init__(self, engine: CallEngine, peer_id: int, other: "CallEngine") -> None:
         self.engine, self.peer_id, self.other = engine, peer_id, other
         self.heard = 0
+        self.created = False
         self.connected = asyncio.get_running_loop().create_future()
         engine.attach(peer_id, CallMedia(self._signal, self._state, self._frame))
 
@@ -59,7 +68,9 @@ async def connect(caller: Leg, callee: Leg) -> None:
     """The P2P handshake Telegram's servers would relay (FACTS.md), caller first."""
     a, b, peer = caller.engine, callee.engine, caller.peer_id
     await a.create(peer)
+    caller.created = True
     await b.create(peer)
+    callee.created = True
     g_a_hash = await a.init_exchange(peer, 3, DH_P, os.urandom(256), None)
     g_b = await b.init_exchange(peer, 3, DH_P, os.urandom(256), g_a_hash)
     auth = await a.exchange_keys(peer, g_b, 0)
@@ -71,12 +82,42 @@ async def connect(caller: Leg, callee: Leg) -> None:
     await asyncio.wait_for(asyncio.gather(caller.connected, callee.connected), 20)
 
 
+async def burst(calls: int, fast: bool) -> None:
+    """Set up `calls` calls at once, each leg fed 10 ms frames from its create on (as PrivateCall does): how long
+    each call takes from the start to connected, both sides."""
+    gateway, users = CallEngine(fast_path=fast), CallEngine(fast_path=fast)
+    pairs = [(Leg(gateway, p, users), Leg(users, p, gateway)) for p in range(1, calls + 1)]
+    legs = [leg for pair in pairs for leg in pair]
+    silence = bytes(FRAME_10MS)
+
+    async def pace() -> None:
+        while True:
+            for leg in legs:
+                if leg.created:
+                    leg.engine.push_frame(leg.peer_id, silence)
+                    leg.engine.push_frame(leg.peer_id, silence)
+            await asyncio.sleep(0.02)
+
+    async def timed(caller: Leg, callee: Leg) -> float:
+        await connect(caller, callee)
+        return time.monotonic() - started
+
+    pacer = asyncio.ensure_future(pace())
+    started = time.monotonic()
+    took = sorted(await asyncio.gather(*(timed(c, u) for c, u in pairs)))
+    pacer.cancel()
+    print(f"path={'fast' if fast else 'old'} calls={calls} burst: setup p50 {1000 * took[len(took) // 2]:.0f} ms, "
+          f"max {1000 * took[-1]:.0f} ms")
+    await gateway.close()
+    await users.close()
+
+
 def cpu_seconds() -> float:
     return time.process_time()
 
 
-async def run(calls: int, seconds: float) -> None:
-    gateway, users = CallEngine(), CallEngine()
+async def run(calls: int, seconds: float, fast: bool) -> None:
+    gateway, users = CallEngine(fast_path=fast), CallEngine(fast_path=fast)
     legs: list[Leg] = []
     for peer_id in range(1, calls + 1):
         caller, callee = Leg(gateway, peer_id, users), Leg(users, peer_id, gateway)
@@ -100,8 +141,8 @@ async def run(calls: int, seconds: float) -> None:
     wall = time.monotonic() - wall0
     cpu = cpu_seconds() - cpu0
     frames = sorted((leg.heard - h0) / wall for leg, h0 in zip(legs, heard0))
-    print(f"calls={calls} legs={len(legs)} seconds={wall:.1f}: CPU {100 * cpu / wall:.1f} % of one core, "
-          f"{100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
+    print(f"path={'fast' if fast else 'old'} calls={calls} legs={len(legs)} seconds={wall:.1f}: "
+          f"CPU {100 * cpu / wall:.1f} % of one core, {100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
           f"{frames[len(frames) // 2]:.1f}, lowest {frames[0]:.1f} (of 100)")
     await gateway.close()
     await users.close()
@@ -111,8 +152,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--path", choices=("fast", "old"), default="fast")
+    parser.add_argument("--burst", action="store_true", help="set up all calls at once and time their setup")
+    parser.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
+                        help="run ROUNDS of each path, alternating, and print the ratio")
     args = parser.parse_args()
-    asyncio.run(run(args.calls, args.seconds))
+    if args.compare:
+        compare(args.calls, args.seconds, args.compare, args.burst)
+    elif args.burst:
+        asyncio.run(burst(args.calls, args.path == "fast"))
+    else:
+        asyncio.run(run(args.calls, args.seconds, args.path == "fast"))
+    # The NTgCalls instances are in reference cycles: freed now, not at exit, where NTgCalls' log thread calling
+    # into a finalizing interpreter aborts the process (as in bench/teardown_stress.py).
+    gc.collect()
+
+
+def compare(calls: int, seconds: float, rounds: int, burst: bool) -> None:
+    figure, unit = (r"setup p50 ([0-9.]+) ms", "ms setup p50") if burst else (r"([0-9.]+) % per leg", "% per leg")
+    found: dict[str, list[float]] = {"old": [], "fast": []}
+    for _ in range(rounds):
+        for path in ("old", "fast"):
+            out = subprocess.run([sys.executable, __file__, "--calls", str(calls), "--seconds", str(seconds),
+                                  "--path", path, *(["--burst"] if burst else [])],
+                                 capture_output=True, text=True, check=True).stdout
+            print(out.strip(), flush=True)
+            found[path].append(float(re.search(figure, out).group(1)))  # type: ignore[union-attr]
+    old, fast = statistics.median(found["old"]), statistics.median(found["fast"])
+    print(f"median over {rounds} rounds: old {old:.2f}, fast {fast:.2f} {unit}: fast/old = {fast / old:.3f}")
 
 
 if __name__ == "__main__":

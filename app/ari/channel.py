@@ -59,10 +59,20 @@ class Channel:
     async def hangup(self, reason: str = "normal") -> None:
         await self.ari.request("DELETE", f"/channels/{self.id}", params={"reason": reason})
 
-    async def reject(self, code: int) -> None:
-        """Answer a ringing INVITE with an exact SIP code."""
-        await self.ari.request("POST", f"/channels/{self.id}/continue",
-                               params={"context": REJECT_CONTEXT, "extension": str(code), "priority": 1})
+    async def reject(self, code: int, cause: int, context: str | None = REJECT_CONTEXT) -> None:
+        """Answer a ringing INVITE with an exact SIP code: through the bundled dialplan's `context`, or (None, the
+        user's own Asterisk) by leaving the code in TGTRUNK_SIP_CODE and the Q.850 cause in TGTRUNK_CAUSE and
+        continuing the user's dialplan after its Stasis() (README: "Use your own Asterisk")."""
+        if context is not None:
+            await self.ari.request("POST", f"/channels/{self.id}/continue",
+                                   params={"context": context, "extension": str(code), "priority": 1})
+            return
+        await self.set_variable("TGTRUNK_SIP_CODE", str(code))
+        await self.set_variable("TGTRUNK_CAUSE", str(cause))
+        await self.ari.request("POST", f"/channels/{self.id}/continue")
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.ari.request("POST", f"/channels/{self.id}/variable", params={"variable": name, "value": value})
 
     async def dtmf(self, digits: str, *, between_ms: int = 100, duration_ms: int = 120) -> None:
         await self.ari.request("POST", f"/channels/{self.id}/dtmf",

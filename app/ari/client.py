@@ -29,13 +29,16 @@ ARI_FAILURES: tuple[type[BaseException], ...] = (AriError, aiohttp.ClientError, 
 
 
 class AriClient:
-    def __init__(self, host: str, port: int, username: str, password: str, app: str) -> None:
-        self.base_url = f"http://{host}:{port}/ari"
+    def __init__(self, host: str, port: int, username: str, password: str, app: str,
+                 base_url: str | None = None) -> None:
+        self.base_url = f"{base_url}/ari" if base_url else f"http://{host}:{port}/ari"
         self.app = app
         self._headers = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._session: aiohttp.ClientSession | None = None
         self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()  # the events websocket is not open (cleared while it is)
+        self.disconnected.set()
         self._retry_now = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -96,13 +99,14 @@ class AriClient:
 
     async def run_events(self) -> None:
         """Keep the events websocket open for as long as the task runs, reconnecting on loss."""
-        url = self.base_url.replace("http://", "ws://") + "/events"
+        url = "ws" + self.base_url.removeprefix("http") + "/events"  # http -> ws, https -> wss
         params = {"app": self.app, "subscribeAll": "false"}
         delay = 0.2
         while True:
             try:
                 async with self.session.ws_connect(url, params=params, heartbeat=15) as ws:
                     delay = 0.2
+                    self.disconnected.clear()
                     self.connected.set()
                     log.info("ARI events connected")
                     async for message in ws:
@@ -117,6 +121,7 @@ class AriClient:
             if self.connected.is_set():
                 log.warning("ARI events connection lost; reconnecting")
             self.connected.clear()
+            self.disconnected.set()
             try:
                 await asyncio.wait_for(self._retry_now.wait(), delay)
             except asyncio.TimeoutError:

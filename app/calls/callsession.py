@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from app.ari.channel import Channel
+from app.ari.channel import REJECT_CONTEXT, Channel
 from app.ari.client import ARI_FAILURES, AriClient, AriError
 from app.calls import codes
 from app.calls.accounts import AccountHandle
@@ -83,6 +83,8 @@ class CallSession:
         self.recordings_dir: Path | None = None
         self.record_chat: str | None = None  # set: the call is recorded and posted there (stasis.record_chat)
         self.recorder: CallRecorder | None = None
+        self.media_address = "127.0.0.1"  # where Asterisk sends the call's externalMedia RTP (TGTRUNK_MEDIA_ADDRESS)
+        self.reject_context: str | None = REJECT_CONTEXT  # how a ringing channel is refused (Channel.reject)
 
     def bind_channel(self, channel_id: str) -> None:
         """This session owns the SIP channel: its events (hang-up, DTMF) come here."""
@@ -93,7 +95,7 @@ class CallSession:
     # Media -------------------------------------------------------------------------------------
     async def connect_media(self) -> None:
         assert self.sip_channel_id and self.tg_call
-        self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis)
+        self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis, self.media_address)
         relay = await self.media.open(self.sip_channel_id)
         call = self.tg_call
         recorder = self._start_recording()
@@ -275,10 +277,10 @@ class CallSession:
                  record.late_in, record.packets_out, record.silence_out)
 
 
-async def reject_channel(ari: AriClient, channel_id: str, code: int) -> None:
-    """Answer a ringing INVITE with an exact SIP code, if it still rings."""
+async def reject_channel(ari: AriClient, channel_id: str, code: int, context: str | None = REJECT_CONTEXT) -> None:
+    """Answer a ringing INVITE with an exact SIP code, if it still rings (`context`: see Channel.reject)."""
     try:
-        await Channel(ari, channel_id).reject(code)
+        await Channel(ari, channel_id).reject(code, codes.cause_for(code), context)
     except ARI_FAILURES:
         pass  # the caller already hung up, or Asterisk is gone
 

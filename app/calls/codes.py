@@ -87,6 +87,15 @@ def for_end(end: CallEnd) -> SipAnswer:
     return DISCARD_ANSWERS[end.reason]
 
 
+# SIP code -> the Q.850 cause Asterisk turns back into that code (chan_pjsip's hangup_cause2sip), for a dialplan
+# that hangs up with Hangup(${TGTRUNK_CAUSE}) where PJSIPHangup cannot be used (a Local channel).
+SIP_TO_CAUSE = {403: 21, 404: 1, 408: 18, 480: 19, 484: 28, 486: 17, 488: 58, 500: 38, 502: 27, 503: 34}
+
+
+def cause_for(code: int) -> int:
+    return SIP_TO_CAUSE.get(code, 34 if 500 <= code < 600 else 21)
+
+
 def for_cause(cause: int | None) -> SipAnswer:
     return ASTERISK_CAUSES.get(cause or 0, NO_ANSWER)
 

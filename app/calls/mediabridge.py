@@ -20,8 +20,9 @@ MEDIA_SAMPLE_RATE = 8_000
 
 class MediaBridge:
     def __init__(self, ari: AriClient, app: str, sample_rate: int,
-                 wait_in_stasis: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 wait_in_stasis: Callable[[str], Awaitable[None]] | None = None, address: str = "127.0.0.1") -> None:
         self.ari = ari
+        self.address = address  # where Asterisk sends the RTP: loopback, or TGTRUNK_MEDIA_ADDRESS
         self.wait_in_stasis = wait_in_stasis
         self.app = app
         self.format, payload_type = FORMATS[sample_rate]
@@ -30,9 +31,9 @@ class MediaBridge:
         self.bridge: Bridge | None = None
 
     async def open(self, sip_channel_id: str) -> RtpRelay:
-        port = await self.relay.open("127.0.0.1")
+        port = await self.relay.open(self.address)
         self.external, variables = await Channel.external_media(
-            self.ari, app=self.app, external_host=f"127.0.0.1:{port}", format=self.format)
+            self.ari, app=self.app, external_host=f"{self.address}:{port}", format=self.format)
         address = variables.get("UNICASTRTP_LOCAL_ADDRESS")
         rtp_port = variables.get("UNICASTRTP_LOCAL_PORT")
         if address and rtp_port:

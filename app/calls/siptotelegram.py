@@ -86,4 +86,4 @@ class SipToTelegram(CallSession):
 
     async def reject_sip(self, code: int) -> None:
         if not self.sip_gone.is_set() and self.sip_channel_id:
-            await reject_channel(self.ari, self.sip_channel_id, code)
+            await reject_channel(self.ari, self.sip_channel_id, code, self.reject_context)

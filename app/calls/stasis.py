@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.ari.channel import REJECT_CONTEXT
 from app.ari.client import AriClient, AriError, AriEvent
 from app.calls import codes
 from app.calls.accounts import AccountHandle, Accounts
@@ -51,8 +52,12 @@ class InboundCall:
 class StasisApp:
     def __init__(self, ari: AriClient, db: Database, lines: LineSync, accounts: Accounts,
                  max_calls: int | None = None, recordings_dir: Path | None = None,
-                 failed_calls: FailedCallWatch | None = None) -> None:
+                 failed_calls: FailedCallWatch | None = None, app: str = APP_NAME,
+                 media_address: str = "127.0.0.1", reject_context: str | None = REJECT_CONTEXT) -> None:
         self.ari = ari
+        self.app = app  # the Stasis application's name (TGTRUNK_ARI_APP on the user's own Asterisk)
+        self.media_address = media_address  # where Asterisk sends externalMedia RTP
+        self.reject_context = reject_context  # None: the user's dialplan continues after Stasis() (Channel.reject)
         self.recordings_dir = recordings_dir
         self.failed_calls = failed_calls
         self.max_calls = max_calls  # the whole gateway's (TGTRUNK_MAX_CALLS)
@@ -102,7 +107,7 @@ class StasisApp:
         line = self.lines.lines.get(call.line)
         log.info("call from line %s (caller %s) to %r", call.line, call.caller or "unknown", call.dialled)
         handle = self.accounts.for_line(line) if line else None
-        session = SipToTelegram(self.ari, self.db, APP_NAME, handle, call.line)
+        session = SipToTelegram(self.ari, self.db, self.app, handle, call.line)
         session.pbx_party = call.caller
         session.record.caller = call.caller or None
         if line is None:
@@ -150,14 +155,14 @@ class StasisApp:
 
     async def _reject(self, channel_id: str, code: int, reason: str) -> None:
         log.warning("call on channel %s refused with %d %s", channel_id, code, reason)
-        await reject_channel(self.ari, channel_id, code)
+        await reject_channel(self.ari, channel_id, code, self.reject_context)
 
     # Telegram -> SIP ---------------------------------------------------------------------------
     async def on_telegram_call(self, handle: AccountHandle, call: PrivateCall) -> None:
         candidates = self.lines_for(handle)
         line = next((l for l in candidates if self._no_room(l, handle) is None), None)
         if call.from_gateway or line is None:
-            refusal = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name if line else None)
+            refusal = TelegramToSip(self.ari, self.db, self.app, handle, line.name if line else None)
             if call.from_gateway:
                 await refusal.refuse(call, *codes.CALLER_IS_GATEWAY)
             elif candidates:
@@ -167,7 +172,7 @@ class StasisApp:
                                      f"{codes.SIP_UNAVAILABLE.reason} (no line serves account {handle.name})")
             return
         key = str(next(self._keys))
-        session = TelegramToSip(self.ari, self.db, APP_NAME, handle, line.name)
+        session = TelegramToSip(self.ari, self.db, self.app, handle, line.name)
         self.originating[key] = session
         self._track(session, line)  # held on the first line that has room; moved to the line that answers
         try:
@@ -216,7 +221,7 @@ class StasisApp:
 
     async def call_back(self, handle: AccountHandle, peer: Peer, line: Line, number: str, trigger: str) -> None:
         """A call the chat started: Telegram user first, then `number` on the PBX over `line` (a call record)."""
-        session = CallbackToSip(self.ari, self.db, APP_NAME, handle, line.name)
+        session = CallbackToSip(self.ari, self.db, self.app, handle, line.name)
         full = self._no_room(line, handle)
         if full:
             session.record.dialled, session.record.trigger = number, trigger
@@ -268,6 +273,8 @@ class StasisApp:
         session.channels = self.by_channel
         session.wait_in_stasis = self.wait_in_stasis
         session.recordings_dir = self.recordings_dir
+        session.media_address = self.media_address
+        session.reject_context = self.reject_context
         session.record_chat = record_chat(line, session.handle)
         if channel_id is not None:
             session.bind_channel(channel_id)

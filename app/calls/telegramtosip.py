@@ -13,7 +13,7 @@ from app.ari.client import ARI_FAILURES, AriError
 from app.calls import codes
 from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done
 from app.sip.callerid import caller_fields, caller_id
-from app.sip.line import endpoint_id
+from app.sip.line import dial_string
 from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
 from app.telegram.privatecall import CallEnded, PrivateCall
@@ -163,8 +163,7 @@ class TelegramToSip(CallSession):
                 self.ari, attempt.channel_id,
                 # With a number, the PBX gets it as the request-URI user (FreePBX routes on it); without one,
                 # the device registered on the line rings as it registered (a softphone).
-                endpoint=f"PJSIP/{number_on_pbx}@{endpoint_id(line)}" if number_on_pbx
-                else f"PJSIP/{endpoint_id(line)}",
+                endpoint=dial_string(line, number_on_pbx or ""),
                 app=self.app, app_args=f"tg-in,{key}",
                 caller_id=f'"{display}" <{number}>' if display else number,
                 timeout_s=ORIGINATE_TIMEOUT_S, variables=variables)

@@ -21,7 +21,8 @@ from app.store.line import Line, LineMode, LineStatus
 MODES_HELP = (
     "register: the PBX registers to the gateway with username/password (PBX -> gateway); "
     "outbound: the gateway registers to the PBX (gateway -> PBX); "
-    "ip: no registration, calls from --host are trusted (IP <-> IP)"
+    "ip: no registration, calls from --host are trusted (IP <-> IP); "
+    "stasis: a route on your own Asterisk (TGTRUNK_ARI_URL), entered with Stasis(tgtrunk,NAME,${EXTEN})"
 )
 
 
@@ -31,13 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add = sub.add_parser("add", help="add a line", description=f"Add a line. Modes: {MODES_HELP}.")
     add.add_argument("name")
-    add.add_argument("--mode", required=True, help="register | outbound | ip")
+    add.add_argument("--mode", required=True, help="register | outbound | ip | stasis")
     _line_options(add)
     add.set_defaults(handler=add_line)
 
     change = sub.add_parser("set", help="change settings of a line (others stay as they are)")
     change.add_argument("name")
-    change.add_argument("--mode", help="register | outbound | ip")
+    change.add_argument("--mode", help="register | outbound | ip | stasis")
     _line_options(change)
     change.add_argument("--clear-trusted-ips", action="store_true", help="trust any address again")
     change.set_defaults(handler=set_line)
@@ -68,6 +69,9 @@ def _line_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--header", action="append", dest="headers", metavar="'F: V'",
                    help="ip: extra SIP header on calls sent to the PBX (repeatable)")
     p.add_argument("--pbx-number", help="extension on the PBX that Telegram calls ring")
+    p.add_argument("--originate", metavar="TEMPLATE",
+                   help="stasis: dial string for Telegram calls on your Asterisk, {number} = --pbx-number "
+                        "(e.g. 'PJSIP/{number}', 'Local/{number}@from-internal')")
     p.add_argument("--codecs", help="comma-separated: alaw, ulaw, g722 (default alaw,ulaw)")
     p.add_argument("--dtmf", help="rfc4733 (default) | info | inband | auto")
     p.add_argument("--rule", action="append", dest="rules", metavar="'REGEX=REPL'",
@@ -207,5 +211,8 @@ def _print_hint(line: Line) -> None:
         print(f"point the PBX's trunk at {settings.sip_bind} with username {line.username} (realm tgtrunk)")
     elif line.mode is LineMode.OUTBOUND:
         print(f"the gateway will register to {line.server} as {line.username} while `tgtrunk serve` runs")
+    elif line.mode is LineMode.STASIS:
+        print(f"in your Asterisk's dialplan: Stasis({settings.ari_app},{line.name},${{EXTEN}}); Telegram calls "
+              f"are originated as {line.originate}")
     else:
         print(f"calls from {line.host} are accepted without a password")

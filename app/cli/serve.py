@@ -9,6 +9,7 @@ import os
 import socket
 
 from app.cli import CliError
+from app.pbx.external import ExternalAsteriskError
 from app.pbx.install import InstallError
 from app.pbx.supervisor import AsteriskDiedError
 from app.settings import Settings, load_settings
@@ -27,12 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def check_ports_free(settings: Settings) -> None:
-    checks = [
+    checks = [] if settings.external_ari else [  # on the user's own Asterisk, tgtrunk opens no SIP and no ARI port
         (socket.SOCK_DGRAM, settings.sip_bind.host, settings.sip_bind.port, "SIP (TGTRUNK_SIP_BIND)"),
         (socket.SOCK_STREAM, settings.sip_bind.host, settings.sip_bind.port, "SIP/TCP (TGTRUNK_SIP_BIND)"),
         (socket.SOCK_STREAM, "127.0.0.1", settings.ari_port, "ARI (TGTRUNK_ARI_PORT)"),
-        (socket.SOCK_STREAM, settings.http_bind.host, settings.http_bind.port, "admin API (TGTRUNK_HTTP_BIND)"),
     ]
+    checks.append(
+        (socket.SOCK_STREAM, settings.http_bind.host, settings.http_bind.port, "admin API (TGTRUNK_HTTP_BIND)"))
     for kind, host, port, what in checks:
         with socket.socket(socket.AF_INET, kind) as sock:
             if kind == socket.SOCK_STREAM:
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_ports_free(settings)
         asyncio.run(serve(settings, args.simulate_telegram))
-    except (InstallError, AsteriskDiedError) as exc:
+    except (InstallError, AsteriskDiedError, ExternalAsteriskError) as exc:
         raise CliError(str(exc)) from None
     finally:
         os.close(lock)

@@ -50,16 +50,24 @@ def run(args: argparse.Namespace) -> int:
             print("gateway: not running")
             return NOT_RUNNING
         return HEALTHY if _print_health(settings.http_bind.host, settings.http_bind.port, brief=True) else UNHEALTHY
-    try:
-        install = find_install(settings.asterisk_root)
-        where = "not installed (run `tgtrunk asterisk install`)" if install is None else \
-            install.version + (f" in {install.root}" if install.root else " (system)")
-    except InstallError as exc:
-        where = str(exc)
-    print(f"asterisk: {where}")
-    print(f"gateway:  {'running (pid %d), SIP on %s' % (pid, settings.sip_bind) if pid else 'not running (start it with `tgtrunk serve`)'}")
-    print(f"ports:    SIP {settings.sip_bind} (UDP and TCP), RTP {settings.rtp_ports.start}-{settings.rtp_ports.end} "
-          f"(UDP), ARI 127.0.0.1:{settings.ari_port}, admin API {settings.http_bind}")
+    external = settings.external_ari
+    if external:
+        print(f"mode:     Stasis application {external.app} on your own Asterisk at {external.url} (TGTRUNK_ARI_URL)")
+        print(f"gateway:  {'running (pid %d)' % pid if pid else 'not running (start it with `tgtrunk serve`)'}")
+        print(f"ports:    externalMedia RTP to {external.media_address} (UDP, a random port per call), admin API "
+              f"{settings.http_bind}")
+    else:
+        try:
+            install = find_install(settings.asterisk_root)
+            where = "not installed (run `tgtrunk asterisk install`)" if install is None else \
+                install.version + (f" in {install.root}" if install.root else " (system)")
+        except InstallError as exc:
+            where = str(exc)
+        print("mode:     bundled Asterisk")
+        print(f"asterisk: {where}")
+        print(f"gateway:  {'running (pid %d), SIP on %s' % (pid, settings.sip_bind) if pid else 'not running (start it with `tgtrunk serve`)'}")
+        print(f"ports:    SIP {settings.sip_bind} (UDP and TCP), RTP {settings.rtp_ports.start}-{settings.rtp_ports.end} "
+              f"(UDP), ARI 127.0.0.1:{settings.ari_port}, admin API {settings.http_bind}")
     if settings.external_address:
         local = ", ".join(settings.local_nets) or "none"
         print(f"nat:      public address {settings.external_address} in SDP and Contact; local networks: {local}")
@@ -99,6 +107,11 @@ def _print_health(host: str, port: int, brief: bool = False) -> bool:
     print(f"health:   {'ok' if health.get('ok') else 'FAILING: ' + ', '.join(failing)}")
     if brief:
         return bool(health.get("ok"))
+    asterisk = health.get("asterisk", {})
+    if asterisk.get("mode") == "external":
+        print(f"asterisk: {asterisk.get('version') or 'version unknown'} at {asterisk.get('url')}, application "
+              f"{asterisk.get('app')} {'registered' if asterisk.get('app_registered') else 'NOT registered'}, "
+              f"{asterisk.get('restarts', 0)} reconnection(s)")
     database = health.get("database", {})
     if database.get("error") or database.get("held_rows"):
         print(f"  database cannot be written: {database.get('error')}; {database.get('held_rows', 0)} row(s) held in memory")

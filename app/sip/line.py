@@ -111,6 +111,13 @@ def endpoint_id(line: Line) -> str:
     return line.name
 
 
+def dial_string(line: Line, number: str) -> str:
+    """What Asterisk dials to ring `number` on the PBX side of a line ("": the device registered on the line)."""
+    if line.mode is LineMode.STASIS:
+        return (line.originate or "").replace("{number}", number)
+    return f"PJSIP/{number}@{endpoint_id(line)}" if number else f"PJSIP/{endpoint_id(line)}"
+
+
 @dataclass
 class LineRequest:
     """What a user asked for on the command line or the admin API, before validation.
@@ -145,6 +152,7 @@ class LineRequest:
     callback_take_number: bool = True
     record: bool = False
     record_chat: str | None = None
+    originate: str | None = None
 
 
 _LINE_REQUEST = TypeAdapter(LineRequest)
@@ -177,7 +185,7 @@ def build_line(request: LineRequest) -> tuple[Line, str | None]:
     try:
         mode = LineMode(request.mode)
     except ValueError:
-        raise LineError(f"unknown mode {request.mode!r}: use register, outbound or ip") from None
+        raise LineError(f"unknown mode {request.mode!r}: use register, outbound, ip or stasis") from None
     try:
         dtmf = DtmfMethod(request.dtmf)
     except ValueError:
@@ -239,12 +247,35 @@ def _apply_mode(line: Line, request: LineRequest) -> str | None:
         _refuse(request, "host")
         if line.trusted_ips:
             raise LineError("--trusted-ip is for register lines; an outbound line trusts its --server")
+    elif line.mode is LineMode.STASIS:
+        line.originate = check_originate(request.originate)
+        _refuse(request, "username", "password", "realm", "server", "domain", "proxy", "host", "headers")
+        if line.trusted_ips:
+            raise LineError("--trusted-ip does not apply to a stasis line: your Asterisk decides who reaches it")
     else:
         if not request.host:
             raise LineError("an ip line needs --host HOST[:PORT] (the PBX that sends and receives calls)")
         line.host = check_host_port(request.host, "--host")
         _refuse(request, "username", "password", "server", "domain", "proxy")
+    if line.mode is not LineMode.STASIS and request.originate:
+        raise LineError("--originate is for stasis lines (routes on your own Asterisk)")
     return generated
+
+
+_ORIGINATE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[^\s,|]+$")
+
+
+def check_originate(template: str | None) -> str:
+    """The dial string a stasis line's Telegram calls are originated with; `{number}` is the line's --pbx-number."""
+    if not template:
+        raise LineError("a stasis line needs --originate TEMPLATE, the dial string for Telegram calls: "
+                        "'PJSIP/{number}' or 'Local/{number}@from-internal' ({number} is --pbx-number)")
+    unknown = [f for f in _TEMPLATE_FIELD.findall(template) if f != "number"]
+    if unknown or not _ORIGINATE.match(template):
+        raise LineError(f"--originate {template!r} must be an Asterisk dial string TECH/RESOURCE with no spaces, "
+                        "commas or '|', and {number} as its only field (e.g. 'PJSIP/{number}', "
+                        "'Local/{number}@from-internal')")
+    return template
 
 
 _RECORD_CHAT = re.compile(r"^(me|@[A-Za-z0-9_]{4,32}|\+?[0-9]{5,16}|id[0-9]{1,20}|-?[0-9]{1,20})$")

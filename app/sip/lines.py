@@ -43,7 +43,8 @@ def update_line(db: Database, name: str, changes: Mapping[str, Any]) -> tuple[Li
     with db.session() as session:
         line = _get(session, name)
         request = replace(request_of(line), **changes)
-        keep_digest = (not request.password and line.mode is not LineMode.IP and request.mode == line.mode.value
+        keep_digest = (not request.password and line.mode in (LineMode.REGISTER, LineMode.OUTBOUND)
+                       and request.mode == line.mode.value
                        and request.username == line.username and (request.realm or None) == line.realm)
         if keep_digest:
             request.password = "unchanged"  # only to pass validation: the stored digest replaces it below
@@ -96,7 +97,8 @@ def request_of(line: Line) -> LineRequest:
         callername_template=line.callername_template, identity_header=line.identity_header,
         callerid_in_from=line.callerid_in_from, priority=line.priority, max_calls=line.max_calls,
         account=line.account, callback_number=line.callback_number,
-        callback_take_number=line.callback_take_number, record=line.record, record_chat=line.record_chat)
+        callback_take_number=line.callback_take_number, record=line.record, record_chat=line.record_chat,
+        originate=line.originate)
 
 
 def _get(session: Session, name: str) -> Line:

@@ -26,12 +26,24 @@ STATUS_INTERVAL_S = 2.0
 _REGISTRATION_ROW = re.compile(r"^\s*(\S+?)/\S+\s+\S+\s+(\w+)", re.MULTILINE)
 
 
+async def _nothing() -> None:
+    return None
+
+
+async def _no_registrations() -> str:
+    return ""
+
+
 class LineSync:
-    def __init__(self, ari: AriClient, db: Database, bans_file: Path,
-                 reload_pjsip: Callable[[], Awaitable[None]],
-                 show_registrations: Callable[[], Awaitable[str]],
-                 memory_bans: Callable[[], Iterable[str]] = tuple) -> None:
+    """`routes_only`: on the user's own Asterisk (external mode) only `stasis` lines (routes) are served and nothing
+    is pushed there; on the bundled Asterisk every other mode is, and routes are not."""
+
+    def __init__(self, ari: AriClient, db: Database, bans_file: Path | None = None,
+                 reload_pjsip: Callable[[], Awaitable[None]] = _nothing,
+                 show_registrations: Callable[[], Awaitable[str]] = _no_registrations,
+                 memory_bans: Callable[[], Iterable[str]] = tuple, routes_only: bool = False) -> None:
         self.ari = ari
+        self.routes_only = routes_only
         self.db = db
         self.bans_file = bans_file
         self.reload_pjsip = reload_pjsip
@@ -41,6 +53,7 @@ class LineSync:
         self.pushed_bans: tuple[str, ...] | None = None
         self.lines: dict[str, Line] = {}
         self._lock = asyncio.Lock()
+        self._unserved: set[str] = set()  # lines of the other kind, said once
         self._states: dict[str, str] = {}  # each line's last recorded state, to tell its changes
         self.on_state: Callable[[Line, str | None, str], None] | None = None  # (line, old state, new state)
 
@@ -59,10 +72,20 @@ class LineSync:
         async with self._lock:
             lines, stored_bans = await asyncio.to_thread(self._read)  # off the loop: the calls' audio runs on it
             bans = sorted(stored_bans.union(self.memory_bans()))
-            previous, self.lines = self.lines, {line.name: line for line in lines}
+            served = [line for line in lines if (line.mode is LineMode.STASIS) == self.routes_only]
+            previous, self.lines = self.lines, {line.name: line for line in served}
             for name, line in self.lines.items():
                 if name in previous and line.model_dump() != previous[name].model_dump():
                     log.info("line %s changed: the running gateway uses its new settings", name)
+            for line in lines:
+                if line.name not in self.lines and line.name not in self._unserved:
+                    self._unserved.add(line.name)
+                    log.warning("line %s (%s) is not used: %s", line.name, line.mode.value,
+                                "a route on your own Asterisk needs TGTRUNK_ARI_URL" if line.mode is LineMode.STASIS
+                                else "with TGTRUNK_ARI_URL only stasis lines (routes) are served")
+            if self.routes_only:
+                return
+            lines = served
             await self._sync_bans(bans)
             await self._sync_objects(lines)
 
@@ -137,7 +160,8 @@ class LineSync:
     async def record_status(self) -> None:
         lines = dict(self.lines)  # a sync may replace self.lines while this awaits
         states: dict[str, tuple[str, str]] = {}
-        endpoints = {e["resource"]: e for e in await self.ari.request("GET", "/endpoints/PJSIP") or []}
+        endpoints = {} if self.routes_only else \
+            {e["resource"]: e for e in await self.ari.request("GET", "/endpoints/PJSIP") or []}
         registrations: dict[str, str] = {}
         if any(line.mode is LineMode.OUTBOUND for line in lines.values()):
             registrations = dict(_REGISTRATION_ROW.findall(await self.show_registrations()))
@@ -146,6 +170,8 @@ class LineSync:
             if line.mode is LineMode.OUTBOUND:
                 state = registrations.get(eid, "Unregistered").lower()
                 states[line.name] = (state, f"to {line.server} as {line.username}")
+            elif line.mode is LineMode.STASIS:
+                states[line.name] = ("ready", f"Stasis({self.ari.app},{line.name},…); originates {line.originate}")
             elif line.mode is LineMode.REGISTER:
                 online = endpoints.get(eid, {}).get("state") == "online"
                 states[line.name] = ("registered" if online else "not registered", f"username {line.username}")

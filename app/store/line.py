@@ -17,6 +17,7 @@ class LineMode(StrEnum):
     REGISTER = "register"  # PBX -> gateway: the PBX registers here with username/password
     OUTBOUND = "outbound"  # gateway -> PBX: the gateway registers to the PBX
     IP = "ip"  # IP <-> IP: no registration, trusted by address
+    STASIS = "stasis"  # a route on the user's own Asterisk (TGTRUNK_ARI_URL): Stasis(tgtrunk,ROUTE,${EXTEN})
 
 
 class DtmfMethod(StrEnum):
@@ -42,6 +43,9 @@ class Line(SQLModel, table=True):
     host: str | None = None  # ip: the PBX's host[:port]
     headers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     pbx_number: str | None = None
+    # stasis: the dial string Telegram calls are originated with, {number} being pbx_number
+    # ('PJSIP/{number}', 'Local/{number}@from-internal').
+    originate: str | None = None
     codecs: str = "alaw,ulaw"
     dtmf: DtmfMethod = DtmfMethod.RFC4733
     rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -20,6 +20,9 @@ from typing import Any, TypeVar
 
 import ntgcalls
 
+from app.telegram import threadstate
+from app.telegram.framesend import FrameSender
+
 log = logging.getLogger(__name__)
 
 # The PCM rate of NTgCalls' EXTERNAL source and PLAYBACK sink; whoever owns the engine chooses it (the gateway
@@ -97,6 +100,27 @@ def _lifecycle_lock() -> asyncio.Lock:
     return lock
 
 
+class _NativeLogBridge:
+    """What NTgCalls' log thread calls for every native log line (`logger.log(level, text)` on the "webrtc" and
+    "ntgcalls" loggers), at every level, whatever the logger's level: the thread state is kept (`threadstate`) and
+    a line the logger would drop costs a level check, no more."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def __call__(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        threadstate.keep()
+        if self.logger.isEnabledFor(level):
+            logging.Logger.log(self.logger, level, msg, *args, **kwargs)
+
+
+def _bridge_native_logs() -> None:
+    for name in ("webrtc", "ntgcalls"):  # the loggers NTgCalls' log bridge writes to
+        logger = logging.getLogger(name)
+        if not isinstance(logger.__dict__.get("log"), _NativeLogBridge):
+            logger.log = _NativeLogBridge(logger)  # type: ignore[method-assign]
+
+
 def cpu_has_avx2() -> bool:
     """NTgCalls' bundled openh264 needs AVX2 (SIGILL without it); audio-only calls are said to avoid it."""
     try:
@@ -133,12 +157,19 @@ class CallEngine:
     """Owns one `NTgCalls`; call objects register a `CallMedia` under the peer's user id."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, sample_rate: int = SAMPLE_RATE,
-                 calls_per_instance: int = CALLS_PER_INSTANCE) -> None:
+                 fast_path: bool = True, calls_per_instance: int = CALLS_PER_INSTANCE) -> None:
+        """`fast_path=False` is the path before issue 12 (a thread state made per callback, one executor job and
+        one future per frame), kept so `bench/ntgcalls_floor.py` can measure both in one run."""
         self.loop = loop or asyncio.get_running_loop()
         self.sample_rate = sample_rate
         self.frame_bytes = sample_rate * 2 // 100  # one 10 ms frame: what NTgCalls' EXTERNAL source wants
         if not cpu_has_avx2():
             log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); calls are audio-only")
+        self._keep_thread_states = fast_path
+        self._sender: FrameSender | None = None
+        if fast_path:
+            _bridge_native_logs()
+            self._sender = FrameSender.shared(self.loop)
         _tune_heap()
         self.calls_per_instance = calls_per_instance
         self.ntg = self._new_instance()  # where the next call goes
@@ -147,7 +178,7 @@ class CallEngine:
         self._retiring: list[ntgcalls.NTgCalls] = []  # full: destroyed once their last call is stopped
         self._media: dict[int, CallMedia] = {}
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
-        self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # of which send_external_frame
+        self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # frames handed over, not yet sent, per call
         self._frames_held: set[int] = set()  # calls whose streams NTgCalls is setting up: no frames meanwhile
         self._stopping: dict[int, asyncio.Future[None]] = {}
         self._stop_tasks: set[asyncio.Task[None]] = set()
@@ -193,17 +224,24 @@ class CallEngine:
         return peer_id in self._media
 
     # NTgCalls threads -> loop
+    # Each callback first keeps its native thread's Python thread state (app/telegram/threadstate.py).
     def _signaling_cb(self, peer_id: int, data: bytes) -> None:
+        if self._keep_thread_states:
+            threadstate.keep()
         self._last_signal[peer_id] = time.monotonic()  # NTgCalls is still working on this call (see SIGNAL_QUIET_S)
         self._post(peer_id, "on_signaling", bytes(data))
 
     def _connection_cb(self, peer_id: int, info: ntgcalls.ConnectionInfo) -> None:
+        if self._keep_thread_states:
+            threadstate.keep()
         if info.kind == ntgcalls.ConnectionKind.NORMAL:
             if info.state in _SETTLED:
                 self._connecting.pop(peer_id, None)  # on NTgCalls' thread; read by `_connection_settled`
             self._post(peer_id, "on_state", info.state)
 
     def _frames_cb(self, peer_id: int, mode: object, device: object, frames: list[ntgcalls.Frame]) -> None:
+        if self._keep_thread_states:
+            threadstate.keep()
         if mode != ntgcalls.StreamMode.PLAYBACK:
             return
         pcm = b"".join(bytes(f.data) for f in frames)
@@ -234,7 +272,9 @@ class CallEngine:
     # in set_remote_params, add_track, RtpDemuxer::RemoveSink) when a call is stopped while another step on it is
     # still running on its threads. So every step is tracked per call and `stop` waits for them. That alone still
     # crashed a stress run now and then; with creating, connecting, attaching playback and stopping taking turns
-    # across the whole process (`_lifecycle_lock`) it did not. Measured in docs/decisions.md.
+    # across the whole process (`_lifecycle_lock`) it did not (docs/decisions.md); with only creating and stopping
+    # taking turns it crashed again (bench/README.md, "Fast path"). A turn is taken only once the call's frames
+    # are sent: waiting for them inside the turn held every other call's setup up.
     async def create(self, peer_id: int) -> None:
         media = self._media.get(peer_id)
         while (stopping := self._stopping.get(peer_id)) is not None:
@@ -285,11 +325,15 @@ class CallEngine:
         if peer_id in self._stopping or peer_id in self._frames_held:
             return
         ntg = self._instance(peer_id)
-        future = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
-        self._track(peer_id, future)
+        if self._sender is not None:
+            sent = self._sender.push(ntg, peer_id, pcm)  # one future for the whole batch
+        else:
+            sent = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+            sent.add_done_callback(_swallow)
         frames = self._frame_sends.setdefault(peer_id, set())
-        frames.add(future)
-        future.add_done_callback(frames.discard)
+        if sent not in frames:
+            frames.add(sent)
+            sent.add_done_callback(frames.discard)
 
     async def _op(self, peer_id: int, start: Callable[[], Awaitable[T]]) -> T:
         if peer_id in self._stopping:
@@ -302,21 +346,21 @@ class CallEngine:
     async def _in_turn(self, peer_id: int, steps: list[Callable[[], Awaitable[Any]]],
                        unless_released: CallMedia | None = None) -> None:
         async def turn() -> None:
-            async with _lifecycle_lock():
-                if unless_released is not None and self._media.get(peer_id) is not unless_released:
-                    raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
-                # NTgCalls 3.0.5's send_external_frame reads (and may insert into) the call's stream map without
-                # its lock, while create (init), connect_p2p (add_track) and set_stream_sources change that map:
-                # heap corruption. So no frame is in flight for this call while one of these steps runs.
-                self._frames_held.add(peer_id)
-                try:
-                    frames = self._frame_sends.get(peer_id)
-                    if frames:
-                        await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
+            # NTgCalls 3.0.5's send_external_frame reads (and may insert into) the call's stream map without its
+            # lock, while create (init), connect_p2p (add_track) and set_stream_sources change that map: heap
+            # corruption. So no frame is in flight for this call while one of these steps runs.
+            self._frames_held.add(peer_id)
+            try:
+                frames = self._frame_sends.get(peer_id)
+                if frames:
+                    await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
+                async with _lifecycle_lock():
+                    if unless_released is not None and self._media.get(peer_id) is not unless_released:
+                        raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
                     for step in steps:
                         await self._op(peer_id, step)
-                finally:
-                    self._frames_held.discard(peer_id)
+            finally:
+                self._frames_held.discard(peer_id)
         # Its own task: a caller cancelled mid-step (a hang-up) must not hand the turn on while NTgCalls still works.
         task = asyncio.ensure_future(turn())
         task.add_done_callback(_swallow)
@@ -344,7 +388,7 @@ class CallEngine:
 
     async def _stop_when_idle(self, peer_id: int, done: "asyncio.Future[None]") -> None:
         try:
-            pending = self._pending.pop(peer_id, set())
+            pending = self._pending.pop(peer_id, set()) | self._frame_sends.get(peer_id, set())
             if pending:
                 _, late = await asyncio.wait(pending, timeout=OP_DRAIN_TIMEOUT_S)
                 if late:

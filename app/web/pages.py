@@ -276,4 +276,5 @@ def _line_settings(form: Any) -> dict[str, Any]:
     """The line settings the add and edit forms both carry, as LineRequest fields."""
     return {"pbx_number": _text(form, "pbx_number"), "codecs": _text(form, "codecs") or "alaw,ulaw",
             "dtmf": _text(form, "dtmf") or "rfc4733", "priority": _number(form, "priority") or 0,
-            "max_calls": _number(form, "max_calls"), "account": _text(form, "account")}
+            "max_calls": _number(form, "max_calls"), "account": _text(form, "account"),
+            **({"originate": _text(form, "originate")} if "originate" in form else {})}

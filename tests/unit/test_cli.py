@@ -123,3 +123,16 @@ def test_status_says_which_ports_it_uses(env):
 def test_bad_local_network_is_refused_in_one_line(env):
     result = tgtrunk({**env, "TGTRUNK_LOCAL_NETS": "192.168.1.0/33"}, "status")
     assert result.returncode == 2 and "TGTRUNK_LOCAL_NETS: '192.168.1.0/33' is not a network" in result.stderr
+
+
+def test_stasis_route_is_added_and_changed_keeping_its_template(env):
+    added = tgtrunk(env, "line", "add", "telegram", "--mode", "stasis", "--originate", "PJSIP/{number}",
+                    "--pbx-number", "201")
+    assert added.returncode == 0, added.stderr
+    assert "Stasis(tgtrunk,telegram,${EXTEN})" in added.stdout
+    changed = tgtrunk(env, "line", "set", "telegram", "--priority", "5")  # a setting that is not the template
+    assert changed.returncode == 0, changed.stderr
+    local = tgtrunk(env, "line", "set", "telegram", "--originate", "Local/{number}@from-internal")
+    assert local.returncode == 0, local.stderr
+    shown = tgtrunk(env, "line", "show", "telegram").stdout
+    assert "Local/{number}@from-internal" in shown and "priority             5" in shown

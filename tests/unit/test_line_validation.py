@@ -30,6 +30,11 @@ def fields(objects, kind):
         (LineRequest("a", "ip", host="h", headers=("NoColon",)), "must look like 'Field: Value'"),
         (LineRequest("a", "ip", host="h", password="p"), "--password does not apply to a ip line"),
         (LineRequest("a", "register", max_calls=0), "--max-calls must be at least 1"),
+        (LineRequest("a", "stasis"), "a stasis line needs --originate"),
+        (LineRequest("a", "stasis", originate="PJSIP/{phone}"), "must be an Asterisk dial string"),
+        (LineRequest("a", "stasis", originate="PJSIP/1 00"), "must be an Asterisk dial string"),
+        (LineRequest("a", "stasis", originate="PJSIP/{number}", host="pbx"), "--host does not apply to a stasis line"),
+        (LineRequest("a", "register", originate="PJSIP/{number}"), "--originate is for stasis lines"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(request_, message):
@@ -94,3 +99,14 @@ def test_identity_header_and_callerid_in_from_settings():
         build_line(LineRequest("a", "register", identity_header="pia"))
     with pytest.raises(LineError, match="--callerid-in-from is for outbound lines"):
         build_line(LineRequest("a", "register", callerid_in_from=True))
+
+
+def test_stasis_line_is_a_route_with_an_originate_template():
+    from app.sip.line import dial_string
+
+    line, generated = build_line(LineRequest("telegram", "stasis", originate="Local/{number}@from-internal",
+                                             pbx_number="600", rules=(r"9(\d+)=+\1",), max_calls=4))
+    assert generated is None and (line.username, line.password_digest) == (None, None)
+    assert dial_string(line, "600") == "Local/600@from-internal"
+    register, _ = build_line(LineRequest("office", "register", username="pbx1", password="pw"))
+    assert (dial_string(register, "100"), dial_string(register, "")) == ("PJSIP/100@pbx1", "PJSIP/pbx1")

@@ -1,0 +1,46 @@
+"""Two CallEngines in one process calling each other over loopback, as bench/ntgcalls_floor.py does: the P2P
+handshake Telegram's servers would relay, played by the test (FACTS.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+
+import ntgcalls
+from pyrogram.crypto.prime import CURRENT_DH_PRIME
+
+from app.telegram.callengine import CallEngine, CallMedia, protocol
+
+DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
+
+
+def _ignore(_pcm: bytes, _at: float) -> None:
+    pass
+
+
+async def connect_pair(a: CallEngine, b: CallEngine, peer: int,
+                       on_frame_b: Callable[[bytes, float], None] = _ignore) -> None:
+    """Connect call `peer` from engine `a` to engine `b`; `b` hears `a`'s frames through `on_frame_b` (on
+    NTgCalls' thread)."""
+    connected = [asyncio.get_running_loop().create_future() for _ in range(2)]
+
+    def media(other: CallEngine, done: "asyncio.Future[None]", on_frame: Callable[[bytes, float], None]) -> CallMedia:
+        def state(s: ntgcalls.ConnectionState) -> None:
+            if s == ntgcalls.ConnectionState.CONNECTED and not done.done():
+                done.set_result(None)
+        return CallMedia(lambda data: asyncio.ensure_future(other.signal(peer, data)), state, on_frame)
+
+    a.attach(peer, media(b, connected[0], _ignore))
+    b.attach(peer, media(a, connected[1], on_frame_b))
+    await a.create(peer)
+    await b.create(peer)
+    g_a_hash = await a.init_exchange(peer, 3, DH_P, os.urandom(256), None)
+    g_b = await b.init_exchange(peer, 3, DH_P, os.urandom(256), g_a_hash)
+    auth = await a.exchange_keys(peer, g_b, 0)
+    await b.exchange_keys(peer, bytes(auth.g_a_or_b), auth.key_fingerprint)
+    versions = list(protocol().library_versions)
+    await asyncio.gather(a.connect(peer, [], versions, True, None), b.connect(peer, [], versions, True, None))
+    await a.attach_playback(peer)
+    await b.attach_playback(peer)
+    await asyncio.wait_for(asyncio.gather(*connected), 20)
