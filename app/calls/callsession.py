@@ -262,6 +262,7 @@ class CallSession:
             record.duration_s = self.tg_call.duration
         if self.media:
             record.sqlmodel_update(self.media.relay.stats.to_record())
+            self.media.relay.stats.free_histograms()
         self.release()
         try:
             # Off the loop (a locked database must not stall every call's audio); a full or read-only disk
