@@ -123,6 +123,7 @@ class Gateway:
                                                  on_lost=self.stasis.on_asterisk_lost)
         self.lines.on_state = lambda line, old, new: line_state_changed(self.notifier, line, old, new)
         self._web: web.AppRunner | None = None
+        self.pool: Any = None  # app.workers.pool.WorkerPool with TGTRUNK_WORKERS > 0
 
     async def _on_asterisk_ready(self) -> None:
         if self.supervisor.restarts and isinstance(self.supervisor, ExternalAsterisk):
@@ -157,7 +158,21 @@ class Gateway:
         assert self.instance is not None
         return await self.instance.rx("pjsip show registrations")
 
+    async def start_workers(self) -> None:
+        """The media worker processes (TGTRUNK_WORKERS), before any account uses them."""
+        if self.settings.workers <= 0:
+            return
+        from app.workers.pool import WorkerPool
+
+        pool = WorkerPool(self.settings.workers)
+        self._stack.push_async_callback(pool.close)  # after the accounts, whose calls they carry, stopped
+        await pool.start()
+        self.pool = pool
+        log.info("%d media worker process(es): %s", len(pool.links),
+                 ", ".join(f"pid {link.pid}" for link in pool.links))
+
     async def start_telegram(self) -> None:
+        await self.start_workers()
         self._stack.push_async_callback(self._stop_telegram)
         if self.settings.telegram_sim and not self.accounts.handles:
             await self._connect_external_sim(self.settings.telegram_sim)
@@ -179,6 +194,8 @@ class Gateway:
         else:
             log.warning("no Telegram account: calls are refused with 503 until `tgtrunk account login NAME` "
                         "(or start with --simulate-telegram)")
+        if self.pool is not None:
+            await self.accounts.use_workers(self.pool)
         self.stasis.attach_accounts()
         self.chat_side = ChatSide(self.stasis, self.db, self.accounts, await self._start_bot())
         self._stack.push_async_callback(self._stop_chat_side)  # before the accounts it sends through stop
@@ -250,7 +267,10 @@ class Gateway:
         calls = []
         for session in self.stasis.live:
             record = session.record
-            counters = session.media.relay.stats if session.media else None
+            media = session.media
+            # A call in a media worker: the counters it last sent (every second).
+            counters = (media.relay.stats if media.relay else media.remote.counters if media.remote else None) \
+                if media else None
             peer = session.tg_call.peer if session.tg_call else None
             calls.append({
                 "direction": record.direction, "line": record.line, "account": record.account,
@@ -271,6 +291,8 @@ class Gateway:
             "tasks": {"ok": self.tasks.ok, **self.tasks.status()},
             "telegram": self.accounts.health(),
         }
+        if self.pool is not None:
+            parts["media_workers"] = self.pool.health()
         return {"ok": all(part["ok"] for part in parts.values()), **parts}
 
     async def start_web(self) -> None:
@@ -310,6 +332,8 @@ class Gateway:
             self.tasks.start("security-log", self.security.run)
         self.tasks.start("account-settings", lambda: self.accounts.watch_settings(self.db))
         self.tasks.start("held-rows", self.db.write_held)
+        if self.pool is not None:
+            self.tasks.start("media-workers", self.pool.supervise)
         self.tasks.start("recordings", self.recordings.run)
         self.tasks.start("account-watch", lambda: watch_accounts(
             self.accounts, self.notifier, self.settings.account_check_s, self.settings.flood_notify_s))

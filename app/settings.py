@@ -90,6 +90,7 @@ class Settings:
     failed_calls_notify: int = 5  # this many failed (5xx) calls in a row on a line are told to the administrators
     external_address: HostPort | None = None  # behind NAT: the public address put in SDP and Contact
     local_nets: tuple[str, ...] = ()  # networks reached without NAT (they get the private address)
+    workers: int = 0  # TGTRUNK_WORKERS (default one per core): media worker processes (0: media in this process)
     external_ari: ExternalAri | None = None  # set: run on the user's Asterisk, start none of our own
 
     @property
@@ -235,4 +236,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         external_address=_external_address(env.get("TGTRUNK_EXTERNAL_ADDRESS"), sip_bind.port),
         local_nets=_local_nets(env.get("TGTRUNK_LOCAL_NETS")),
         external_ari=_external_ari(env),
+        workers=_workers(env),
     )
+
+
+DEFAULT_WORKERS = os.cpu_count() or 1  # one media worker process per core (docs/decisions.md)
+
+
+def _workers(env: dict[str, str]) -> int:
+    if (env.get("TGTRUNK_WORKERS") or "").strip().lower() == "auto":
+        return os.cpu_count() or 1
+    workers = _int(env, "TGTRUNK_WORKERS", DEFAULT_WORKERS)
+    if not 0 <= workers <= 256:
+        raise SettingsError(f"TGTRUNK_WORKERS={workers} must be 0 (no worker processes), 1 to 256, or auto "
+                            "(one per core)")
+    return workers

@@ -65,22 +65,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def rss_mb(pid: int) -> float:
+def vm_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            return int(line.split()[1])
+    return 0
+
+
+def child_pids(pid: int, name: str) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            if name in Path(f"/proc/{child}/cmdline").read_text()]
 
 
 def child_pid(pid: int, name: str) -> int:
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        if name in Path(f"/proc/{child}/cmdline").read_text():
-            return int(child)
+    for child in child_pids(pid, name):
+        return child
     raise RuntimeError(f"no {name} child of {pid}")
 
 
 @dataclass
 class Row:
+    workers: int
     calls: int
     connected: int
     gw_cpu_per_call: float
@@ -99,8 +104,9 @@ class Row:
 
 
 class Bench:
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, workers: int) -> None:
         self.seconds = seconds
+        self.workers = workers  # TGTRUNK_WORKERS: 0 is the one-process path
         self.work = Path(tempfile.mkdtemp(prefix="tgtrunk-bench-"))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.pbx: AsteriskInstance | None = None
@@ -123,7 +129,8 @@ class Bench:
                     "TGTRUNK_DATA_DIR": str(self.work / "gw"), "TGTRUNK_SIP_BIND": f"127.0.0.1:{self.sip_port}",
                     "TGTRUNK_ARI_PORT": str(free_port()), "TGTRUNK_HTTP_BIND": f"127.0.0.1:{self.http_port}",
                     "TGTRUNK_RTP_PORTS": "32000-33998", "TGTRUNK_TELEGRAM_SIM": f"127.0.0.1:{self.sim_port}",
-                    "TGTRUNK_ASTERISK_ROOT": str(install.root) if install.root else ""}
+                    "TGTRUNK_ASTERISK_ROOT": str(install.root) if install.root else "",
+                    "TGTRUNK_WORKERS": str(self.workers)}
         subprocess.run([sys.executable, "-m", "app", "line", "add", "bench", "--mode", "register",
                         "--username", "pbx1", "--password", "bench-secret"], env=self.env, check=True,
                        capture_output=True)
@@ -132,6 +139,9 @@ class Bench:
         self.gw_pid = gateway.pid
         await self._wait_log("tgtrunk is running", 60)
         self.ast_pid = child_pid(self.gw_pid, "asterisk")
+        self.worker_pids = child_pids(self.gw_pid, "app.workers.worker")
+        if len(self.worker_pids) != self.workers:
+            raise SystemExit(f"the gateway runs {len(self.worker_pids)} media workers, not {self.workers}")
         password = secrets.token_urlsafe(12)
         ari_port = free_port()
         self.pbx = AsteriskInstance(install, f"/srv/tgtrunk/bench-pbx-{secrets.token_hex(3)}", InstanceConfig(
@@ -179,7 +189,7 @@ class Bench:
 
     async def run(self, n: int) -> Row:
         self.answered.clear()
-        rss_before = rss_mb(self.gw_pid)
+        rss_before = self._tgtrunk_rss_mb()
         calls_before = len(await self._admin(f"/api/calls?last={MAX_LAST}"))  # records of earlier rounds
         started: dict[str, float] = {}
         for i in range(1, n + 1):
@@ -192,14 +202,15 @@ class Bench:
             await asyncio.sleep(0.1)
         connected = len(self.answered)
         await asyncio.sleep(3)  # let every call settle into steady media before measuring
-        before = {pid: cpu_seconds(pid) for pid in (self.gw_pid, self.ast_pid, self.sim_pid)}
+        measured = (self.gw_pid, self.ast_pid, self.sim_pid, *self.worker_pids)
+        before = {pid: cpu_seconds(pid) for pid in measured}
         sim_before = {s.username: s.frames_heard for s in await SimControl("127.0.0.1", self.sim_port).stats()}
         t0 = time.monotonic()
         await asyncio.sleep(self.seconds)
         elapsed = time.monotonic() - t0
-        after = {pid: cpu_seconds(pid) for pid in (self.gw_pid, self.ast_pid, self.sim_pid)}
+        after = {pid: cpu_seconds(pid) for pid in measured}
         sim_after = {s.username: s.frames_heard for s in await SimControl("127.0.0.1", self.sim_port).stats()}
-        rss_during = rss_mb(self.gw_pid)
+        rss_during = self._tgtrunk_rss_mb()
         for channel in list(started):
             try:
                 await self.ari.request("DELETE", f"/channels/{channel}")
@@ -214,15 +225,15 @@ class Bench:
                 break
             await asyncio.sleep(0.2)
 
-        def per_call(pid: int) -> float:
-            return (after[pid] - before[pid]) / elapsed * 100 / max(connected, 1)
+        def per_call(*pids: int) -> float:
+            return sum(after[pid] - before[pid] for pid in pids) / elapsed * 100 / max(connected, 1)
 
         answered = [r for r in records if r["answered_at"]]
         heard = [sim_after[k] - sim_before.get(k, 0) for k in sim_after if sim_after[k] > sim_before.get(k, 0)]
         median = lambda xs: statistics.median(xs) if xs else math.nan  # noqa: E731
         return Row(
-            calls=n, connected=connected,
-            gw_cpu_per_call=per_call(self.gw_pid), ast_cpu_per_call=per_call(self.ast_pid),
+            workers=self.workers, calls=n, connected=connected,
+            gw_cpu_per_call=per_call(self.gw_pid, *self.worker_pids), ast_cpu_per_call=per_call(self.ast_pid),
             sim_cpu_per_call=per_call(self.sim_pid),
             gw_rss_per_call_mb=(rss_during - rss_before) / max(connected, 1),
             lost=sum(r["lost_in"] for r in records), late=sum(r["late_in"] for r in records),
@@ -234,6 +245,13 @@ class Bench:
             to_sip_p99_us=max([r["delay_to_sip_p99_us"] for r in answered], default=math.nan),
             frames_per_s=median([h / elapsed for h in heard]),
         )
+
+    def _tgtrunk_rss_mb(self) -> float:
+        return self.tgtrunk_rss_kib() / 1024
+
+    def tgtrunk_rss_kib(self) -> int:
+        """The gateway's VmRSS and its media workers' (as they are now: a restarted worker has a new pid)."""
+        return sum(vm_rss_kib(pid) for pid in (self.gw_pid, *child_pids(self.gw_pid, "app.workers.worker")))
 
     async def stop(self) -> None:
         if getattr(self, "events", None):
@@ -255,18 +273,18 @@ class Bench:
 
 
 TABLE_HEAD = (
-    "| calls | connected | tgtrunk CPU %/call | Asterisk CPU %/call | sim CPU %/call | tgtrunk RSS MB/call "
+    "| workers | calls | connected | tgtrunk CPU %/call | Asterisk CPU %/call | sim CPU %/call | tgtrunk RSS MB/call "
     "| RTP lost/late | setup INVITE→RequestCall p50 ms | INVITE→200 OK p50 ms | added delay →TG p50/p99 µs "
     "| added delay →SIP p50/p99 µs | frames/s heard by Telegram user (of 100) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
 def row_text(r: Row) -> str:
     if r.connected == 0:
-        return f"| {r.calls} | 0 | — | — | — | — | — | — | — | — | — | — |"
+        return f"| {r.workers} | {r.calls} | 0 | — | — | — | — | — | — | — | — | — | — |"
     # "nan" where a figure was not collected (no call record came back in time): shown as such
-    return (f"| {r.calls} | {r.connected} | {r.gw_cpu_per_call:.2f} | {r.ast_cpu_per_call:.2f} | {r.sim_cpu_per_call:.2f} "
+    return (f"| {r.workers} | {r.calls} | {r.connected} | {r.gw_cpu_per_call:.2f} | {r.ast_cpu_per_call:.2f} | {r.sim_cpu_per_call:.2f} "
             f"| {r.gw_rss_per_call_mb:.2f} | {r.lost}/{r.late} | {r.setup_request_ms:.1f} | {r.setup_200_ms:.0f} "
             f"| {r.to_tg_p50_us:.0f}/{r.to_tg_p99_us:.0f} | {r.to_sip_p50_us:.0f}/{r.to_sip_p99_us:.0f} "
             f"| {r.frames_per_s:.1f} |")
@@ -276,21 +294,26 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", default="1,10,30,60", help="comma-separated N (default 1,10,30,60)")
     parser.add_argument("--seconds", type=float, default=15.0, help="measurement window per N (default 15)")
+    parser.add_argument("--workers", default=f"0,{os.cpu_count()}",
+                        help="comma-separated TGTRUNK_WORKERS, each a run of its own (default 0 and one per core: "
+                             "the one-process path and the media workers side by side)")
     parser.add_argument("--no-readme", action="store_true", help="do not update bench/README.md")
     args = parser.parse_args()
     sizes = [int(n) for n in args.calls.split(",")]
-    bench = Bench(args.seconds)
     rows: list[Row] = []
-    try:
-        print(f"starting the simulator ({max(sizes)} users), tgtrunk and a PBX Asterisk…", flush=True)
-        await bench.start(max(sizes))
-        print(TABLE_HEAD, end="", flush=True)
-        for n in sizes:
-            rows.append(await bench.run(n))
-            print(row_text(rows[-1]), flush=True)
-            await asyncio.sleep(2)
-    finally:
-        await bench.stop()
+    print(TABLE_HEAD, end="", flush=True)
+    for workers in (int(w) for w in args.workers.split(",")):
+        bench = Bench(args.seconds, workers)
+        try:
+            print(f"<!-- starting the simulator ({max(sizes)} users), tgtrunk with {workers} media workers and a "
+                  "PBX Asterisk -->", flush=True)
+            await bench.start(max(sizes))
+            for n in sizes:
+                rows.append(await bench.run(n))
+                print(row_text(rows[-1]), flush=True)
+                await asyncio.sleep(2)
+        finally:
+            await bench.stop()
     if not args.no_readme and rows:
         write_readme(rows, args)
 

@@ -7,7 +7,7 @@ The same three processes as bench/run.py: `tgtrunk serve`, the simulated Telegra
 direction: the PBX dials a Telegram user (and plays Milliwatt into the call), or a Telegram user calls the
 gateway, which rings the PBX (it answers, waits a moment and hangs up). After the warm-up and then every
 `--every` calls the bench waits until every call placed so far has its call record and none is active, and
-reads tgtrunk's VmRSS (/proc/PID/status). KiB per call is the slope of a least-squares line through the samples
+reads the VmRSS of tgtrunk and its media workers (/proc/PID/status). KiB per call is the slope of a least-squares line through the samples
 after the warm-up.
 """
 
@@ -27,6 +27,7 @@ import run  # noqa: E402  (bench/run.py: the processes and their set-up)
 from run import Bench  # noqa: E402
 
 from app.ari.client import AriError, AriEvent  # noqa: E402
+from app.settings import DEFAULT_WORKERS  # noqa: E402
 from app.telegram.sim import SimControl  # noqa: E402
 
 # The PBX also takes the gateway's calls: identified by address, answered, hung up after a moment.
@@ -44,13 +45,6 @@ run.PBX_EXTENSIONS += """exten => pbx1,1,Answer()
 ANSWER_TIMEOUT_S = 20.0
 
 
-def vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 def slope(points: list[tuple[int, int]]) -> float:
     n = len(points)
     mx = sum(x for x, _ in points) / n
@@ -60,8 +54,8 @@ def slope(points: list[tuple[int, int]]) -> float:
 
 
 class Soak(Bench):
-    def __init__(self, hold: float) -> None:
-        super().__init__(seconds=0)
+    def __init__(self, hold: float, workers: int) -> None:
+        super().__init__(seconds=0, workers=workers)
         self.hold = hold
         self.waiting: dict[str, asyncio.Future[None]] = {}
         self.placed = 0
@@ -135,10 +129,13 @@ async def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="calls at a time (default 2)")
     parser.add_argument("--hold", type=float, default=0.5, help="seconds each answered call lasts (default 0.5)")
     parser.add_argument("--direction", choices=("both", "sip", "telegram"), default="both")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help=f"TGTRUNK_WORKERS (default {DEFAULT_WORKERS}, the gateway's; 0: the one-process path); "
+                             "the RSS is the gateway's and its workers'")
     args = parser.parse_args()
     run.PBX_EXTENSIONS = run.PBX_EXTENSIONS.replace("{hold}", str(args.hold))
     users = 4 * args.parallel  # a user is called again only after the others: its last call is long stopped
-    soak = Soak(args.hold)
+    soak = Soak(args.hold, args.workers)
     samples: list[tuple[int, int]] = []
     try:
         print(f"starting the simulator ({users} users), tgtrunk and a PBX Asterisk…", flush=True)
@@ -162,7 +159,7 @@ async def main() -> None:
                     raise result
             if soak.placed >= args.warmup and (soak.placed - args.warmup) % args.every == 0:
                 await soak.settle()
-                rss = vm_rss_kib(soak.gw_pid)
+                rss = soak.tgtrunk_rss_kib()
                 samples.append((soak.placed, rss))
                 fit = f", {slope(samples):.2f} KiB/call so far" if len(samples) > 1 else ""
                 print(f"{soak.placed} calls, {soak.failed} failed, {time.monotonic() - started:.0f} s: "

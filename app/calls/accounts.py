@@ -19,6 +19,7 @@ from app.store.secretbox import SecretBox
 from app.telegram.account import TelegramAccount
 from app.telegram.chat import ChatSender
 from app.telegram.sessions import open_account
+from app.workers.pool import RemoteCallEngine, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,15 @@ class Accounts:
                 self.failed[row.name] = f"did not start: {exc}"
                 continue
             self.add(row.name, account, **live_settings(row))
+
+    async def use_workers(self, pool: WorkerPool) -> None:
+        """Every account's calls get their NTgCalls in the media workers; the in-process engines go."""
+        for handle in self.handles.values():
+            account = handle.account
+            local = account.engine
+            account.engine = RemoteCallEngine(pool, account.sample_rate)  # type: ignore[assignment]
+            if local is not None:
+                await local.close()
 
     def health(self) -> dict[str, Any]:
         """For /healthz: every account the gateway should run is connected to Telegram."""

@@ -20,6 +20,7 @@ from app.store.db import Database
 from app.store.line import utcnow
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
+from app.workers.pool import RemoteCallEngine
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,15 @@ class CallSession:
     # Media -------------------------------------------------------------------------------------
     async def connect_media(self) -> None:
         assert self.sip_channel_id and self.tg_call
-        self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis, self.media_address)
-        relay = await self.media.open(self.sip_channel_id)
         call = self.tg_call
+        engine = call.account.engine
+        if isinstance(engine, RemoteCallEngine):
+            await self._connect_worker_media(engine)
+            return
+        self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis, self.media_address)
+        await self.media.open(self.sip_channel_id)
+        relay = self.media.relay
+        assert relay is not None
         recorder = self._start_recording()
         if recorder is None:
             relay.on_pcm = call.push_audio
@@ -115,20 +122,47 @@ class CallSession:
         relay.on_pcm = from_sip
         call.on_audio = from_telegram
 
-    def _start_recording(self) -> CallRecorder | None:
+    async def _connect_worker_media(self, engine: RemoteCallEngine) -> None:
+        """The call's media worker opens the RTP socket (and records the call, if it is recorded): Asterisk's
+        externalMedia channel points at the worker, and no audio passes through this process."""
+        assert self.sip_channel_id and self.tg_call
+        if self.tg_call.ended.done():
+            return  # its NTgCalls call is released already; talk() sees the end
+        path = self._recording_path()
+        self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis, self.media_address,
+                                 remote=engine.rtp(self.tg_call.peer.id, path))
+        await self.media.open(self.sip_channel_id)
+        if path is None:
+            return
+        assert self.media.remote is not None
+        if self.media.remote.recording_error:
+            log.error("call on line %s is not recorded: %s", self.line, self.media.remote.recording_error)
+            self.record.recording_state, self.record.recording_error = "failed", self.media.remote.recording_error
+        else:
+            self._recording_started(path)
+
+    def _recording_path(self) -> Path | None:
         if not (self.record_chat and self.recordings_dir):
             return None
         started = utcnow()
-        path = self.recordings_dir / f"{started:%Y%m%d-%H%M%S}-{self.direction}-{self.line}-{secrets.token_hex(4)}.ogg"
+        return self.recordings_dir / f"{started:%Y%m%d-%H%M%S}-{self.direction}-{self.line}-{secrets.token_hex(4)}.ogg"
+
+    def _recording_started(self, path: Path) -> None:
+        self.record.recording, self.record.recording_chat = str(path), self.record_chat
+        self.record.recording_state = "recording"
+        log.info("call on line %s is recorded to %s (posted to %s after the call)", self.line, path, self.record_chat)
+
+    def _start_recording(self) -> CallRecorder | None:
+        path = self._recording_path()
+        if path is None:
+            return None
         try:
             self.recorder = CallRecorder(path, MEDIA_SAMPLE_RATE)
         except Exception as exc:  # noqa: BLE001 - the call goes on unrecorded
             log.error("call on line %s is not recorded: %s", self.line, exc)
             self.record.recording_state, self.record.recording_error = "failed", str(exc)
             return None
-        self.record.recording, self.record.recording_chat = str(path), self.record_chat
-        self.record.recording_state = "recording"
-        log.info("call on line %s is recorded to %s (posted to %s after the call)", self.line, path, self.record_chat)
+        self._recording_started(path)
         return self.recorder
 
     # Events from the SIP side ------------------------------------------------------------------
@@ -218,6 +252,9 @@ class CallSession:
             await self.hang_up_telegram(DiscardReason.HANGUP)
             return "SIP side hung up"
         await self.hang_up_sip()
+        end = self.tg_call.ended.result()  # type: ignore[union-attr]
+        if end.error is not None:  # not a hang-up: e.g. its media worker was lost; the record says so
+            raise end.error
         return "Telegram side hung up"
 
     async def until_either_ends(self) -> str:
@@ -244,9 +281,15 @@ class CallSession:
         self._closed = True
         if self._dtmf_flush:
             self._dtmf_flush.cancel()
-        if self.media:
-            await self.media.close()
+        summary = await self.media.close() if self.media else None
         record = self.record
+        if summary is not None and record.recording_state == "recording":  # recorded in the media worker
+            record.recording_s = summary.recording_s
+            if summary.recording_error or summary.recording_s is None:
+                record.recording_state = "failed"
+                record.recording_error = summary.recording_error or "the media worker kept no recording"
+            else:
+                record.recording_state = "pending"  # app/calls/recordings.py posts it
         if self.recorder:
             record.recording_s = round(await asyncio.to_thread(self.recorder.close), 2)
             if self.recorder.error:
@@ -261,8 +304,7 @@ class CallSession:
             record.peer_id, record.peer_username, record.peer_phone = peer.id, peer.username, peer.phone
             record.duration_s = self.tg_call.duration
         if self.media:
-            record.sqlmodel_update(self.media.relay.stats.to_record())
-            self.media.relay.stats.free_histograms()
+            record.sqlmodel_update(self.media.stats)
         self.release()
         try:
             # Off the loop (a locked database must not stall every call's audio); a full or read-only disk

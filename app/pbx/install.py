@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MIN_MAJOR = 20
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
@@ -35,6 +39,29 @@ class AsteriskInstall:
     def host_path(self, inside: str) -> Path:
         """A path as Asterisk sees it, translated to the path tgtrunk uses."""
         return Path(str(self.root) + inside) if self.root else Path(inside)
+
+    def name_this_host(self) -> None:
+        """Asterisk looks up the machine's host name for every RTP instance's RTCP address (acl.c
+        `ast_find_ourip`), then A.ROOT-SERVERS.NET if that fails. A debootstrapped root has no /etc/hosts, so both
+        went to DNS for every call, and one lost reply held Asterisk for the resolver's 5 s: a burst of 20 INVITEs
+        reached Stasis in two waves 5 s apart. The root's /etc/hosts names this host (Debian's 127.0.1.1)."""
+        if self.root is None:
+            return  # the system's own Asterisk: its /etc/hosts is the administrator's
+        hosts = self.root / "etc" / "hosts"
+        name = socket.gethostname()
+        try:
+            text = hosts.read_text()
+        except FileNotFoundError:
+            text = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        if any(name in line.split()[1:] for line in text.splitlines() if not line.lstrip().startswith("#")):
+            return
+        partial = hosts.with_name(f".hosts.{os.getpid()}")
+        try:
+            partial.write_text(text.rstrip("\n") + f"\n127.0.1.1\t{name}\n")
+            partial.chmod(0o644)
+            partial.replace(hosts)
+        except OSError as exc:  # a read-only root still runs, with the DNS lookups
+            log.warning("could not name this host in %s (%s): Asterisk will ask DNS for it on every call", hosts, exc)
 
     @property
     def module_dir(self) -> str:

@@ -67,6 +67,7 @@ class AsteriskInstance:
         return self.process.pid if self.process and self.process.returncode is None else None
 
     def render(self) -> None:
+        self.install.name_this_host()
         for sub in SUBDIRS:
             (self.host_dir / sub).mkdir(parents=True, exist_ok=True)
         values = {

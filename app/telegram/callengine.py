@@ -151,6 +151,8 @@ class CallMedia:
     on_state: Callable[[ntgcalls.ConnectionState], None]
     # On NTgCalls' thread: (pcm, perf_counter when handed over). Must be thread-safe and must not block.
     on_frame: Callable[[bytes, float], None] = field(default=lambda _pcm, _at: None)
+    # An engine in another process (app/workers) lost the call: the call ends with this error.
+    on_failure: Callable[[Exception], None] = field(default=lambda _exc: None)
 
 
 class CallEngine:

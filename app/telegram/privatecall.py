@@ -303,12 +303,15 @@ class PrivateCall:
         engine = self.account.engine
         if engine.busy_with(self.peer.id):  # NTgCalls keys calls by user: one call with each user at a time
             raise PeerBusy("this account is already in a call with the user")
-        engine.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame))
+        engine.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
+                                              self._on_engine_failure))
         # Owned from here: a hangup while NTgCalls still creates the call must stop it once created.
         self._media_started = True
         await engine.create(self.peer.id)
-        # NTgCalls wants an unbroken outbound stream from the start (silence when idle).
-        MediaClock.shared().add(self)
+        # NTgCalls wants an unbroken outbound stream from the start (silence when idle); an engine in a media
+        # worker feeds it there.
+        if not getattr(engine, "media_in_worker", False):
+            MediaClock.shared().add(self)
 
     async def _connect(self, phone_call: raw.types.PhoneCall) -> None:
         self._set_state(CallState.CONNECTING)
@@ -349,6 +352,10 @@ class PrivateCall:
             self._resolve(self._connected)
         elif state in (ntgcalls.ConnectionState.FAILED, ntgcalls.ConnectionState.TIMEOUT) and not self.ended.done():
             self._spawn(self.hangup(DiscardReason.DISCONNECT))
+
+    def _on_engine_failure(self, exc: Exception) -> None:
+        if not self.ended.done():
+            self._spawn(self._fail(exc))
 
     def _on_frame(self, pcm: bytes, posted_at: float) -> None:
         sink = self.on_audio  # read once: the loop may clear it meanwhile
