@@ -304,11 +304,16 @@ class StasisApp:
             log.exception("call on line %s failed", line.name)
         finally:
             release()
+            session.release = _released  # the closure holds the session: a cycle left for a full collection
             if session.sip_channel_id:
                 self.by_channel.pop(session.sip_channel_id, None)
             if self.failed_calls and session.record.result_code is not None:
                 self.failed_calls.call_ended(session.line or line.name, line.account, session.record.result_code,
                                              session.record.reason)
+
+
+def _released() -> None:
+    pass
 
 
 def record_chat(line: Line, handle: AccountHandle | None) -> str | None:

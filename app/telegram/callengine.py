@@ -52,6 +52,12 @@ SIGNAL_QUIET_MAX_S = 3.0  # a call still signaling after this long is stopped an
 CONNECT_SETTLE_S = 2.0
 _SETTLED = (ntgcalls.ConnectionState.CONNECTED, ntgcalls.ConnectionState.FAILED,
             ntgcalls.ConnectionState.TIMEOUT, ntgcalls.ConnectionState.CLOSED)
+# NTgCalls 3.0.5 keeps part of every call it ran (its negotiation state: ICE candidates, payload-type maps, ~3 KiB
+# of heap a call, heaptrack over bench/soak.py) until its instance is destroyed. So an instance takes this many
+# calls; the next go to a fresh one, and the old one is destroyed once its last call is stopped (bench/README.md,
+# "Memory per call"). A fresh instance costs ~0.2 ms to make and ~2 ms to destroy.
+CALLS_PER_INSTANCE = 20
+RETIRE_AFTER_S = 5.0  # after its last stop: what NTgCalls still posted to the instance's threads has run
 
 T = TypeVar("T")
 
@@ -60,11 +66,26 @@ _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 def _trim_heap() -> None:
     """Give the heap's free pages back to the system once a call's NTgCalls call is stopped. glibc keeps what
-    NTgCalls' threads freed in their arenas: `bench/soak.py` grew 3.9 and 4.2 KiB per call with this, 4.8 to 7.0
-    without (bench/README.md). In a thread: it walks every arena."""
+    NTgCalls' threads freed in their arenas (bench/README.md, "Memory per call"). In a thread: it walks every
+    arena."""
     trim = getattr(_LIBC, "malloc_trim", None)  # glibc only
     if trim is not None:
         trim(0)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_MMAP_FROM = 64 * 1024
+
+
+def _tune_heap() -> None:
+    """Blocks of 64 KiB and more in mappings of their own, unmapped when freed. glibc raises its mmap threshold
+    each time such a block is freed (up to 32 MiB), after which NTgCalls' per-call buffers come from the arenas
+    and, freed, stay there: over a soak the arenas held 15 MiB of free memory after 1 000 calls, 4 MiB with a
+    fixed threshold (bench/README.md, "Memory per call"). Process-wide and idempotent."""
+    mallopt = getattr(_LIBC, "mallopt", None)  # glibc only
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
+        mallopt(_M_TRIM_THRESHOLD, _MMAP_FROM)
 
 
 _LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
@@ -138,7 +159,7 @@ class CallEngine:
     """Owns one `NTgCalls`; call objects register a `CallMedia` under the peer's user id."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, sample_rate: int = SAMPLE_RATE,
-                 fast_path: bool = True) -> None:
+                 fast_path: bool = True, calls_per_instance: int = CALLS_PER_INSTANCE) -> None:
         """`fast_path=False` is the path before issue 12 (a thread state made per callback, one executor job and
         one future per frame), kept so `bench/ntgcalls_floor.py` can measure both in one run."""
         self.loop = loop or asyncio.get_running_loop()
@@ -151,7 +172,12 @@ class CallEngine:
         if fast_path:
             _bridge_native_logs()
             self._sender = FrameSender.shared(self.loop)
-        self.ntg = ntgcalls.NTgCalls()
+        _tune_heap()
+        self.calls_per_instance = calls_per_instance
+        self.ntg = self._new_instance()  # where the next call goes
+        self._calls_placed = 0  # on `ntg`
+        self._instance_of: dict[int, ntgcalls.NTgCalls] = {}  # the instance each created call is on
+        self._retiring: list[ntgcalls.NTgCalls] = []  # full: destroyed once their last call is stopped
         self._media: dict[int, CallMedia] = {}
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
         self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # frames handed over, not yet sent, per call
@@ -160,9 +186,35 @@ class CallEngine:
         self._stop_tasks: set[asyncio.Task[None]] = set()
         self._last_signal: dict[int, float] = {}
         self._connecting: dict[int, float] = {}  # connect_p2p called (monotonic), no settled state reported yet
-        self.ntg.on_signaling_data(self._signaling_cb)
-        self.ntg.on_connection_change(self._connection_cb)
-        self.ntg.on_frames(self._frames_cb)
+
+    def _new_instance(self) -> ntgcalls.NTgCalls:
+        ntg = ntgcalls.NTgCalls()
+        ntg.on_signaling_data(self._signaling_cb)
+        ntg.on_connection_change(self._connection_cb)
+        ntg.on_frames(self._frames_cb)
+        return ntg
+
+    def _place(self, peer_id: int) -> ntgcalls.NTgCalls:
+        """The instance a new call goes on; once it has taken `calls_per_instance`, later calls go to a fresh one."""
+        ntg = self._instance_of[peer_id] = self.ntg
+        self._calls_placed += 1
+        if self._calls_placed >= self.calls_per_instance:
+            self._retiring.append(ntg)
+            self.ntg, self._calls_placed = self._new_instance(), 0
+        return ntg
+
+    def _instance(self, peer_id: int) -> ntgcalls.NTgCalls:
+        return self._instance_of.get(peer_id, self.ntg)
+
+    def _forget(self, peer_id: int) -> ntgcalls.NTgCalls | None:
+        """The call is stopped: the full instance this was the last call of, to be destroyed, if any."""
+        ntg = self._instance_of.pop(peer_id, None)
+        if ntg is None or not any(ntg is full for full in self._retiring):
+            return None
+        if any(ntg is other for other in self._instance_of.values()):
+            return None
+        self._retiring = [full for full in self._retiring if full is not ntg]
+        return ntg
 
     def attach(self, peer_id: int, media: CallMedia) -> None:
         self._media[peer_id] = media
@@ -232,30 +284,30 @@ class CallEngine:
         # Hung up meanwhile (released: no longer attached), this call must not be created at all: nothing would
         # stop it, and NTgCalls would refuse every later call with this user.
         await self._in_turn(peer_id, [
-            lambda: self.ntg.create_p2p_call(peer_id),
-            lambda: self.ntg.set_stream_sources(
+            lambda: self._place(peer_id).create_p2p_call(peer_id),
+            lambda: self._instance(peer_id).set_stream_sources(
                 peer_id, ntgcalls.StreamMode.CAPTURE,
                 ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None)),
         ], unless_released=media)
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
-        await self._in_turn(peer_id, [lambda: self.ntg.set_stream_sources(
+        await self._in_turn(peer_id, [lambda: self._instance(peer_id).set_stream_sources(
             peer_id, ntgcalls.StreamMode.PLAYBACK,
             ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None))])
 
     async def init_exchange(self, peer_id: int, g: int, p: bytes, random: bytes, g_a_hash: bytes | None) -> bytes:
         dh = ntgcalls.DhConfig(g, p, random)
-        return bytes(await self._op(peer_id, lambda: self.ntg.init_exchange(peer_id, dh, g_a_hash)))
+        return bytes(await self._op(peer_id, lambda: self._instance(peer_id).init_exchange(peer_id, dh, g_a_hash)))
 
     async def exchange_keys(self, peer_id: int, g_a_or_b: bytes, fingerprint: int) -> ntgcalls.AuthParams:
-        return await self._op(peer_id, lambda: self.ntg.exchange_keys(peer_id, g_a_or_b, fingerprint))
+        return await self._op(peer_id, lambda: self._instance(peer_id).exchange_keys(peer_id, g_a_or_b, fingerprint))
 
     async def connect(self, peer_id: int, servers: list[ntgcalls.RTCServer], versions: list[str], p2p: bool,
                       custom: str | None) -> None:
         def start() -> Awaitable[None]:
             self._connecting[peer_id] = time.monotonic()
-            return self.ntg.connect_p2p(peer_id, servers, versions, p2p, custom)
+            return self._instance(peer_id).connect_p2p(peer_id, servers, versions, p2p, custom)
         try:
             await self._in_turn(peer_id, [start])
         except BaseException:
@@ -266,7 +318,7 @@ class CallEngine:
         if peer_id in self._stopping:
             return  # late signaling for a call being stopped is of no use, and unsafe to hand over
         self._last_signal[peer_id] = time.monotonic()
-        await self._op(peer_id, lambda: self.ntg.send_signaling_data(peer_id, data))
+        await self._op(peer_id, lambda: self._instance(peer_id).send_signaling_data(peer_id, data))
 
     def push_frame(self, peer_id: int, pcm: bytes) -> None:
         """Fire-and-forget frame for the pacer and the relay: no await per 10 ms frame.
@@ -274,10 +326,11 @@ class CallEngine:
         Dropped while the call is being stopped or its streams set up (see `_in_turn`)."""
         if peer_id in self._stopping or peer_id in self._frames_held:
             return
+        ntg = self._instance(peer_id)
         if self._sender is not None:
-            sent = self._sender.push(self.ntg, peer_id, pcm)  # one future for the whole batch
+            sent = self._sender.push(ntg, peer_id, pcm)  # one future for the whole batch
         else:
-            sent = self.ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+            sent = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
             sent.add_done_callback(_swallow)
         frames = self._frame_sends.setdefault(peer_id, set())
         if sent not in frames:
@@ -346,8 +399,7 @@ class CallEngine:
             await self._connection_settled(peer_id)
             await self._signaling_quiet(peer_id)
             async with _lifecycle_lock():
-                await self.ntg.stop(peer_id)
-            await asyncio.to_thread(_trim_heap)
+                await self._instance(peer_id).stop(peer_id)
         except ntgcalls.ConnectionNotFound:
             pass
         except Exception:  # noqa: BLE001 - nobody may be waiting; the call is gone for the app either way
@@ -356,9 +408,16 @@ class CallEngine:
             self._last_signal.pop(peer_id, None)
             self._frame_sends.pop(peer_id, None)
             self._connecting.pop(peer_id, None)
+            full = self._forget(peer_id)
             del self._stopping[peer_id]
             if not done.done():
                 done.set_result(None)
+        if full is not None:
+            await asyncio.sleep(RETIRE_AFTER_S)
+            async with _lifecycle_lock():
+                del full  # the last reference: NTgCalls' destructor runs here (it releases the GIL while it joins)
+            log.debug("an NTgCalls instance was destroyed after its %d calls", self.calls_per_instance)
+        await asyncio.to_thread(_trim_heap)
 
     async def _connection_settled(self, peer_id: int) -> None:
         """Until NTgCalls reported how a connection it was asked to make ended up, at most CONNECT_SETTLE_S after
@@ -388,8 +447,9 @@ class CallEngine:
             self.release(peer_id)
         if self._stopping:
             await asyncio.wait([asyncio.shield(f) for f in self._stopping.values()])
-        for peer_id in list(await self.ntg.calls()):
-            await self.stop(peer_id)
+        for ntg in [*self._retiring, self.ntg]:
+            for peer_id in list(await ntg.calls()):
+                await self.stop(peer_id)
 
     async def cpu_usage(self) -> float:
         return float(await self.ntg.cpu_usage())
