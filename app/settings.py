@@ -90,7 +90,7 @@ class Settings:
     failed_calls_notify: int = 5  # this many failed (5xx) calls in a row on a line are told to the administrators
     external_address: HostPort | None = None  # behind NAT: the public address put in SDP and Contact
     local_nets: tuple[str, ...] = ()  # networks reached without NAT (they get the private address)
-    workers: int = 0  # TGTRUNK_WORKERS (default one per core): media worker processes (0: media in this process)
+    workers: int = 0  # TGTRUNK_WORKERS (default auto): media worker processes (0: media in this process)
     external_ari: ExternalAri | None = None  # set: run on the user's Asterisk, start none of our own
 
     @property
@@ -240,14 +240,25 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     )
 
 
-DEFAULT_WORKERS = os.cpu_count() or 1  # one media worker process per core (docs/decisions.md)
+# Media workers pay for themselves from 4 cores. On 2 cores (bench/README.md, "Media workers") two workers cost 1.5x
+# the CPU per call of the one-process path, and at 30 calls the Telegram side heard 37-47 frames/s of 100 against
+# 91-101 without workers, with the simulator and both Asterisks on the same machine.
+WORKERS_FROM_CORES = 4
+
+
+def auto_workers(cores: int | None) -> int:
+    """`auto` (the default): one media worker per core from WORKERS_FROM_CORES cores; none below."""
+    return cores if cores and cores >= WORKERS_FROM_CORES else 0
+
+
+DEFAULT_WORKERS = auto_workers(os.cpu_count())
 
 
 def _workers(env: dict[str, str]) -> int:
     if (env.get("TGTRUNK_WORKERS") or "").strip().lower() == "auto":
-        return os.cpu_count() or 1
+        return DEFAULT_WORKERS
     workers = _int(env, "TGTRUNK_WORKERS", DEFAULT_WORKERS)
     if not 0 <= workers <= 256:
         raise SettingsError(f"TGTRUNK_WORKERS={workers} must be 0 (no worker processes), 1 to 256, or auto "
-                            "(one per core)")
+                            f"(one per core from {WORKERS_FROM_CORES} cores)")
     return workers

@@ -1,4 +1,4 @@
-"""TGTRUNK_WORKERS: one media worker per core unless told otherwise; a bad value is a clear error."""
+"""TGTRUNK_WORKERS: one media worker per core from 4 cores unless told otherwise; a bad value is a clear error."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import os
 
 import pytest
 
-from app.settings import SettingsError, load_settings
+from app.settings import SettingsError, auto_workers, load_settings
 
 
-def test_default_is_one_worker_per_core() -> None:
-    assert load_settings({}).workers == (os.cpu_count() or 1)
-    assert load_settings({"TGTRUNK_WORKERS": "auto"}).workers == (os.cpu_count() or 1)
+def test_default_is_one_worker_per_core_from_four_cores() -> None:
+    assert [auto_workers(cores) for cores in (None, 1, 2, 3, 4, 16)] == [0, 0, 0, 0, 4, 16]
+    assert load_settings({}).workers == auto_workers(os.cpu_count())
+    assert load_settings({"TGTRUNK_WORKERS": "auto"}).workers == auto_workers(os.cpu_count())
 
 
 def test_zero_keeps_the_media_in_the_gateway_process() -> None:
