@@ -322,7 +322,7 @@ def write_readme(rows: list[Row], args: argparse.Namespace) -> None:
     path = ROOT / "bench" / "README.md"
     text = path.read_text() if path.exists() else ""
     marker = "<!-- results -->"
-    head = text.split(marker)[0] if marker in text else text
+    head = text.split(marker)[0] if marker in text else text  # the results table is the file's last part
     cpu = os.cpu_count()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     body = (f"{marker}\nLatest run: {stamp}, {cpu} cores, `{' '.join(['.venv/bin/python', 'bench/run.py'] + sys.argv[1:])}`\n\n"
