@@ -155,7 +155,24 @@ class CallMedia:
     on_failure: Callable[[Exception], None] = field(default=lambda _exc: None)
 
 
-class CallEngine:
+class MediaSinks:
+    """Each call's `CallMedia`, under the peer's user id: the part of CallEngine's API its stand-in for media
+    workers (`app/workers/pool.RemoteCallEngine`) shares."""
+
+    def __init__(self) -> None:
+        self._media: dict[int, CallMedia] = {}
+
+    def attach(self, peer_id: int, media: CallMedia) -> None:
+        self._media[peer_id] = media
+
+    def detach(self, peer_id: int) -> None:
+        self._media.pop(peer_id, None)
+
+    def busy_with(self, peer_id: int) -> bool:
+        return peer_id in self._media
+
+
+class CallEngine(MediaSinks):
     """Owns one `NTgCalls`; call objects register a `CallMedia` under the peer's user id."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, sample_rate: int = SAMPLE_RATE,
@@ -178,7 +195,7 @@ class CallEngine:
         self._calls_placed = 0  # on `ntg`
         self._instance_of: dict[int, ntgcalls.NTgCalls] = {}  # the instance each created call is on
         self._retiring: list[ntgcalls.NTgCalls] = []  # full: destroyed once their last call is stopped
-        self._media: dict[int, CallMedia] = {}
+        super().__init__()
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
         self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # frames handed over, not yet sent, per call
         self._frames_held: set[int] = set()  # calls whose streams NTgCalls is setting up: no frames meanwhile
@@ -215,15 +232,6 @@ class CallEngine:
             return None
         self._retiring = [full for full in self._retiring if full is not ntg]
         return ntg
-
-    def attach(self, peer_id: int, media: CallMedia) -> None:
-        self._media[peer_id] = media
-
-    def detach(self, peer_id: int) -> None:
-        self._media.pop(peer_id, None)
-
-    def busy_with(self, peer_id: int) -> bool:
-        return peer_id in self._media
 
     # NTgCalls threads -> loop
     # Each callback first keeps its native thread's Python thread state (app/telegram/threadstate.py).

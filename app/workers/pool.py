@@ -21,7 +21,7 @@ from typing import Any
 
 import ntgcalls
 
-from app.telegram.callengine import SAMPLE_RATE, CallMedia
+from app.telegram.callengine import SAMPLE_RATE, CallMedia, MediaSinks
 from app.telegram.errors import CallFailed
 from app.workers import protocol as p
 
@@ -268,7 +268,7 @@ class WorkerPool:
         await asyncio.gather(*(link.stop() for link in self.links))
 
 
-class RemoteCallEngine:
+class RemoteCallEngine(MediaSinks):
     """CallEngine's API for PrivateCall (one per account), each call's NTgCalls in a media worker.
 
     Calls are keyed by peer id here (one call per user per account, as in one process); in the worker by a key
@@ -280,18 +280,9 @@ class RemoteCallEngine:
         self.pool = pool
         self.sample_rate = sample_rate
         self.frame_bytes = sample_rate * 2 // 100
-        self._media: dict[int, CallMedia] = {}
+        super().__init__()
         self._calls: dict[int, RemoteCall] = {}
         self._releases: set[asyncio.Future[None]] = set()
-
-    def attach(self, peer_id: int, media: CallMedia) -> None:
-        self._media[peer_id] = media
-
-    def detach(self, peer_id: int) -> None:
-        self._media.pop(peer_id, None)
-
-    def busy_with(self, peer_id: int) -> bool:
-        return peer_id in self._media
 
     def _call(self, peer_id: int) -> RemoteCall:
         call = self._calls.get(peer_id)
