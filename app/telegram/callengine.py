@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import ntgcalls
 
+from app.pacing import TICK_S
 from app.telegram import threadstate
 from app.telegram.framesend import FrameSender
 
@@ -172,8 +173,35 @@ class MediaSinks:
         return peer_id in self._media
 
 
+class OutboundAudio:
+    """One call's audio into an engine: live PCM (already paced by its source, RTP) handed over at once in 10 ms
+    frames (exactly 10 ms: 20 ms frames were measured to arrive ~4 dB quieter), and silence from the shared 20 ms
+    clock (`app.pacing`) while none comes, since NTgCalls wants an unbroken outbound stream. No buffering adds
+    delay on the way to Telegram."""
+
+    def __init__(self, engine: "CallEngine", key: int) -> None:
+        self.engine = engine
+        self.key = key
+        self._live_until = 0.0
+
+    def push(self, pcm: bytes) -> None:
+        engine, key, frame = self.engine, self.key, self.engine.frame_bytes
+        for start in range(0, len(pcm) - frame + 1, frame):
+            engine.push_frame(key, pcm[start : start + frame])
+        self._live_until = time.monotonic() + 1.5 * TICK_S
+
+    def fill(self, now: float) -> None:
+        """From the 20 ms clock: two 10 ms frames of silence unless live audio came within the last tick."""
+        if now >= self._live_until:
+            silence = bytes(self.engine.frame_bytes)
+            self.engine.push_frame(self.key, silence)
+            self.engine.push_frame(self.key, silence)
+
+
 class CallEngine(MediaSinks):
     """Owns one `NTgCalls`; call objects register a `CallMedia` under the peer's user id."""
+
+    media_in_worker = False  # `RemoteCallEngine`'s worker feeds NTgCalls itself: callers push no audio then
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, sample_rate: int = SAMPLE_RATE,
                  fast_path: bool = True, calls_per_instance: int = CALLS_PER_INSTANCE) -> None:

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import ntgcalls
 from pyrogram import raw
 
-from app.pacing import TICK_S, MediaClock
-from app.telegram.callengine import CallEngine, CallMedia
+from app.pacing import MediaClock
+from app.telegram.callengine import CallEngine, CallMedia, OutboundAudio
 from app.telegram.errors import CallFailed, PeerBusy, TelegramCallError, TelegramError, call_error, rpc_id
 from app.telegram.peer import Peer
 
@@ -116,7 +116,7 @@ class PrivateCall:
         self._connected: asyncio.Future[None] = loop.create_future()
         self.ended: asyncio.Future[CallEnd] = loop.create_future()
         self._g_a_hash = b""
-        self._live_until = 0.0
+        self._outbound: OutboundAudio | None = None  # set once NTgCalls is asked to create the call
         self._tasks: set[asyncio.Task[None]] = set()
         self._media_started = False
         self._answered = False
@@ -179,26 +179,15 @@ class PrivateCall:
 
     def push_audio(self, pcm: bytes) -> None:
         """The one way in: audio its source already paces (RTP), mono s16le at the engine's rate, handed to
-        NTgCalls at once in 10 ms frames (exactly 10 ms: 20 ms frames were measured to arrive ~4 dB quieter).
-
-        The shared 20 ms clock stays quiet while live audio flows and fills silence when it stops, so no
-        buffering adds delay on the way to Telegram.
-        """
-        if self.ended.done() or not self._media_started:
+        NTgCalls at once (`OutboundAudio`)."""
+        if self.ended.done() or self._outbound is None:
             return  # not before NTgCalls has the call, never into a newer call with the same user
-        engine, peer_id = self.account.engine, self.peer.id
-        frame = engine.frame_bytes
-        for start in range(0, len(pcm) - frame + 1, frame):
-            engine.push_frame(peer_id, pcm[start : start + frame])
-        self._live_until = time.monotonic() + 1.5 * TICK_S
+        self._outbound.push(pcm)
 
     def tick(self, now: float) -> None:
-        """From the shared 20 ms clock: NTgCalls wants an unbroken outbound stream, silence when idle."""
-        if now >= self._live_until and not self.ended.done():
-            engine = self.account.engine
-            silence = bytes(engine.frame_bytes)
-            engine.push_frame(self.peer.id, silence)
-            engine.push_frame(self.peer.id, silence)
+        """From the shared 20 ms clock: silence while no audio comes."""
+        if self._outbound is not None and not self.ended.done():
+            self._outbound.fill(now)
 
     @property
     def duration(self) -> int:
@@ -307,10 +296,10 @@ class PrivateCall:
                                               self._on_engine_failure))
         # Owned from here: a hangup while NTgCalls still creates the call must stop it once created.
         self._media_started = True
+        if not engine.media_in_worker:  # else its worker feeds NTgCalls
+            self._outbound = OutboundAudio(engine, self.peer.id)
         await engine.create(self.peer.id)
-        # NTgCalls wants an unbroken outbound stream from the start (silence when idle); an engine in a media
-        # worker feeds it there.
-        if not getattr(engine, "media_in_worker", False):
+        if self._outbound is not None:  # an unbroken outbound stream from the start
             MediaClock.shared().add(self)
 
     async def _connect(self, phone_call: raw.types.PhoneCall) -> None:

@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ import ntgcalls
 from app.logs import configure_logging
 from app.media.recorder import CallRecorder
 from app.media.relay import RtpRelay
-from app.pacing import TICK_S, MediaClock
-from app.telegram.callengine import CallEngine, CallMedia
+from app.pacing import MediaClock
+from app.telegram.callengine import CallEngine, CallMedia, OutboundAudio
 from app.workers import protocol as p
 
 log = logging.getLogger("app.workers.worker")  # also when run as __main__
@@ -44,7 +43,7 @@ class WorkerCall:
         self.recorder: CallRecorder | None = None
         self.released: asyncio.Future[None] | None = None
         self.rtp_closed = False
-        self._live_until = 0.0
+        self.outbound = OutboundAudio(engine, key)
 
     # NTgCalls -> SIP, on NTgCalls' thread
     def on_frame(self, pcm: bytes, posted_at: float) -> None:
@@ -58,20 +57,15 @@ class WorkerCall:
     def from_sip(self, pcm: bytes) -> None:
         if self.released is not None:
             return
-        frame = self.engine.frame_bytes
-        for start in range(0, len(pcm) - frame + 1, frame):
-            self.engine.push_frame(self.key, pcm[start : start + frame])
-        self._live_until = time.monotonic() + 1.5 * TICK_S
+        self.outbound.push(pcm)
         recorder = self.recorder
         if recorder is not None:
             recorder.from_sip(pcm)
 
     def tick(self, now: float) -> None:
-        """NTgCalls wants an unbroken outbound stream from create on: silence while RTP is quiet."""
-        if now >= self._live_until and self.released is None:
-            silence = bytes(self.engine.frame_bytes)
-            self.engine.push_frame(self.key, silence)
-            self.engine.push_frame(self.key, silence)
+        """From the shared 20 ms clock: silence while RTP is quiet."""
+        if self.released is None:
+            self.outbound.fill(now)
 
     async def close_rtp(self) -> p.MediaSummary:
         relay, recorder = self.relay, self.recorder
