@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.ari.channel import Channel
+from app.ari.channel import REJECT_CONTEXT, Channel
 from app.ari.client import AriClient
 from app.calls.accounts import Accounts
 from app.calls.adminwatch import SessionAccountSender, line_state_changed, watch_accounts
@@ -23,7 +23,6 @@ from app.calls.mediabridge import MEDIA_SAMPLE_RATE
 from app.calls.recordings import RecordingPoster
 from app.calls.stasis import APP_NAME, StasisApp
 from app.notify import Notifier
-from app.ari.channel import REJECT_CONTEXT
 from app.pbx.external import ExternalAsterisk
 from app.pbx.install import AsteriskInstall, InstallError, find_install
 from app.pbx.instance import AsteriskInstance, InstanceConfig, runtime_dir_for
@@ -37,6 +36,7 @@ from app.supervise import TaskSupervisor
 from app.web.admin import build_app
 from app.web.chat_api import add_chat_routes
 from app.web.pages import PageContext, add_pages
+from app.workers.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Gateway:
                                                  on_lost=self.stasis.on_asterisk_lost)
         self.lines.on_state = lambda line, old, new: line_state_changed(self.notifier, line, old, new)
         self._web: web.AppRunner | None = None
-        self.pool: Any = None  # app.workers.pool.WorkerPool with TGTRUNK_WORKERS > 0
+        self.pool: WorkerPool | None = None  # with TGTRUNK_WORKERS > 0
 
     async def _on_asterisk_ready(self) -> None:
         if self.supervisor.restarts and isinstance(self.supervisor, ExternalAsterisk):
@@ -162,8 +162,6 @@ class Gateway:
         """The media worker processes (TGTRUNK_WORKERS), before any account uses them."""
         if self.settings.workers <= 0:
             return
-        from app.workers.pool import WorkerPool
-
         pool = WorkerPool(self.settings.workers)
         self._stack.push_async_callback(pool.close)  # after the accounts, whose calls they carry, stopped
         await pool.start()
