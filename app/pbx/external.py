@@ -88,8 +88,10 @@ class ExternalAsterisk:
         return version
 
     async def start(self) -> None:
-        """Checked, and the Stasis application registered there (raises ExternalAsteriskError otherwise)."""
-        await self.check()
+        """Checked (unless `check()` already passed: the gateway runs it before anything else starts), and the
+        Stasis application registered there (raises ExternalAsteriskError otherwise)."""
+        if self.version is None:
+            await self.check()
         try:
             await self.ari.wait_connected(REGISTER_TIMEOUT_S)
         except asyncio.TimeoutError:
