@@ -22,7 +22,7 @@ import ntgcalls
 
 from app.pacing import TICK_S
 from app.telegram import threadstate
-from app.telegram.framesend import FrameSender
+from app.telegram.framesend import FRAME_DATA, FrameSender
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ CHANNELS = 1
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 16-bit mono at SAMPLE_RATE
 FRAME_10MS = 10 * BYTES_PER_MS
 
-_FRAME_DATA = ntgcalls.FrameData()
 OP_DRAIN_TIMEOUT_S = 5.0
 # NTgCalls processes signaling on its own threads after `send_signaling_data` returns: the SCTP layer on its
 # network thread hands each message to its signaling thread, which posts what it asks for (a remote ICE candidate,
@@ -366,7 +365,7 @@ class CallEngine(MediaSinks):
         if self._sender is not None:
             sent = self._sender.push(ntg, peer_id, pcm)  # one future for the whole batch
         else:
-            sent = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+            sent = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, FRAME_DATA)
             sent.add_done_callback(_swallow)
         frames = self._frame_sends.setdefault(peer_id, set())
         if sent not in frames:

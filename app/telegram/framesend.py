@@ -22,7 +22,7 @@ import ntgcalls
 
 log = logging.getLogger(__name__)
 
-_FRAME_DATA = ntgcalls.FrameData()
+FRAME_DATA = ntgcalls.FrameData()  # what every external frame is sent with (CallEngine's old path too)
 
 
 class _RunNow:
@@ -79,7 +79,7 @@ class FrameSender:
         try:
             for ntg, peer_id, pcm in batch:
                 try:
-                    ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, _FRAME_DATA)
+                    ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, FRAME_DATA)
                 except ntgcalls.BaseRTCException:
                     pass  # the call ended meanwhile (NTgCalls dropped it): a frame sent as a call stops is moot
                 except Exception:  # noqa: BLE001 - one bad frame must not cost the other calls theirs
