@@ -79,16 +79,17 @@ class RecordingPoster:
                 self._back_off[record.id] = min(wait * 2, LAST_RETRY_S)
             self._retry_at[record.id] = time.monotonic() + wait
             reason = rpc_id(exc) if rpc_id(exc) != type(exc).__name__ else str(exc) or type(exc).__name__
+            # The row first: once the log says "kept", `tgtrunk calls` shows why (a test read it in between).
+            await asyncio.to_thread(self._update, record.id, "pending", reason)
             log.warning("recording of call %d could not be posted to %s (%s); kept in %s, tried again in %.0f s",
                         record.id, record.recording_chat, reason, path, wait)
-            await asyncio.to_thread(self._update, record.id, "pending", reason)
             return
         path.unlink(missing_ok=True)
         self._retry_at.pop(record.id, None)
         self._back_off.pop(record.id, None)
+        await asyncio.to_thread(self._update, record.id, "posted", None)
         log.info("recording of call %d posted to %s (message %d); %s removed", record.id, record.recording_chat,
                  message, path.name)
-        await asyncio.to_thread(self._update, record.id, "posted", None)
 
     def _update(self, record_id: int, state: str, error: str | None) -> None:
         with self.db.session() as session:
