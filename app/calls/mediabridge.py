@@ -66,7 +66,6 @@ class MediaBridge:
         if self.relay is not None:
             self.relay.close()
             self.stats = self.relay.stats.to_record()
-            self.relay.stats.free_histograms()
         elif self.remote is not None:
             summary = await self.remote.close()
             self.stats = summary.stats

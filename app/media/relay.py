@@ -8,6 +8,9 @@ When Telegram sends nothing, the shared 20 ms clock (`app.pacing`) has it send s
 Sending is thread-safe: frames from Telegram are sent on NTgCalls' own thread, straight from its callback,
 so audio towards SIP never waits for the event loop; the silence clock runs on the loop. Both send through
 the relay's own socket under one lock (the asyncio transport is only used for receiving).
+
+Every packet passes here (50 a second in, 100 out, per call), so the per-packet work is kept to a few C calls:
+no objects but the swapped samples and the header bytes, one clock reading at each end (issue 12).
 """
 
 from __future__ import annotations
@@ -23,15 +26,13 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hdrh.histogram import HdrHistogram
-
-from app.media.rtp import RtpError, RtpHeader, pack_header, parse
+from app.media.delays import DelayHistogram
+from app.media.rtp import HEADER, VERSION, RtpError, RtpHeader, parse
 from app.pacing import MediaClock
 
 log = logging.getLogger(__name__)
 
 PACKET_MS = 20
-MAX_DELAY_US = 60_000_000
 _SWAP = sys.byteorder == "little"  # host order is little-endian: swap to and from network order
 
 
@@ -56,21 +57,16 @@ class RtpStats:
     silence_out: int = 0
     bad_in: int = 0
     send_errors: int = 0
-    # Time tgtrunk holds audio, in microseconds: RTP received -> handed to NTgCalls, and
-    # NTgCalls' frame callback -> RTP sent. Recorded per packet into fixed-size histograms (2 significant
-    # digits), so an hours-long call costs no more memory than a short one.
-    delay_to_telegram_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, MAX_DELAY_US, 2))
-    delay_to_sip_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, MAX_DELAY_US, 2))
+    # Time tgtrunk holds audio, in microseconds: RTP received -> handed to NTgCalls (the frames are in NTgCalls'
+    # hands when on_pcm returns), and NTgCalls' frame callback -> the RTP packet handed to the kernel (taken just
+    # before sendto: once the packet is sent, the time this thread then waits for the GIL again is not the
+    # audio's). Fixed-size histograms, so an hours-long call costs no more memory than a short one.
+    delay_to_telegram_us: DelayHistogram = field(default_factory=DelayHistogram)
+    delay_to_sip_us: DelayHistogram = field(default_factory=DelayHistogram)
 
     def percentile(self, which: str, q: float) -> float:
-        histogram: HdrHistogram = getattr(self, which)
-        return float(histogram.get_value_at_percentile(q)) if histogram.get_total_count() else 0.0
-
-    def free_histograms(self) -> None:
-        """Once the record is taken: hdrh's histogram and its encoder refer to each other, so without this their
-        2 x 20 KiB of counts wait for a full garbage collection after every call (bench/README.md)."""
-        for histogram in (self.delay_to_telegram_us, self.delay_to_sip_us):
-            histogram.encoder = None
+        histogram: DelayHistogram = getattr(self, which)
+        return histogram.percentile(q)
 
     def to_record(self) -> dict[str, int | float]:
         return {
@@ -81,10 +77,6 @@ class RtpStats:
             "delay_to_sip_p50_us": round(self.percentile("delay_to_sip_us", 50), 1),
             "delay_to_sip_p99_us": round(self.percentile("delay_to_sip_us", 99), 1),
         }
-
-
-def record_delay(histogram: HdrHistogram, seconds: float) -> None:
-    histogram.record_value(min(int(seconds * 1e6), MAX_DELAY_US))
 
 
 class RtpRelay(asyncio.DatagramProtocol):
@@ -103,6 +95,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         self._sequence = random.getrandbits(16)
         self._timestamp = random.getrandbits(32)
         self._last_sent = 0.0
+        self._header = bytearray(HEADER.size)  # the next packet's header, rebuilt in place under _send_lock
         self._expected_seq: int | None = None
         self._last_transit: float | None = None
         self._jitter = 0.0
@@ -135,6 +128,7 @@ class RtpRelay(asyncio.DatagramProtocol):
 
     # From Asterisk ----------------------------------------------------------------------------
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        arrived = time.perf_counter()
         try:
             header, payload = parse(data)
         except RtpError:
@@ -142,13 +136,13 @@ class RtpRelay(asyncio.DatagramProtocol):
             return
         if self.remote is None:
             self.remote = addr  # symmetric RTP: answer where Asterisk sends from
-        self._count(header, len(payload))
-        if self.on_pcm is not None and payload:
-            started = time.perf_counter()
-            self.on_pcm(swap16(payload))
-            record_delay(self.stats.delay_to_telegram_us, time.perf_counter() - started)
+        self._count(header, arrived)
+        on_pcm = self.on_pcm
+        if on_pcm is not None and payload:
+            on_pcm(swap16(payload))
+            self.stats.delay_to_telegram_us.record(time.perf_counter() - arrived)
 
-    def _count(self, header: RtpHeader, payload_len: int) -> None:
+    def _count(self, header: RtpHeader, arrived: float) -> None:
         stats = self.stats
         stats.packets_in += 1
         expected = self._expected_seq
@@ -160,8 +154,7 @@ class RtpRelay(asyncio.DatagramProtocol):
             stats.lost_in += gap
         self._expected_seq = (header.sequence + 1) & 0xFFFF
         # RFC 3550 interarrival jitter, in timestamp units, kept as milliseconds.
-        arrival = time.monotonic() * self.sample_rate
-        transit = arrival - header.timestamp
+        transit = arrived * self.sample_rate - header.timestamp
         if self._last_transit is not None:
             delta = abs(transit - self._last_transit)
             self._jitter += (delta - self._jitter) / 16
@@ -175,17 +168,22 @@ class RtpRelay(asyncio.DatagramProtocol):
         `posted_at` (perf_counter) is when NTgCalls handed the frame over, for the delay figures."""
         payload = swap16(pcm)
         with self._send_lock:
-            if self._send(payload, len(pcm) // 2) and posted_at:
-                record_delay(self.stats.delay_to_sip_us, time.perf_counter() - posted_at)
+            sent_at = self._send(payload, len(pcm) // 2)
+        if sent_at and posted_at:
+            self.stats.delay_to_sip_us.record(sent_at - posted_at)
 
-    def _send(self, payload: bytes, samples: int) -> bool:
-        """One RTP packet; the caller holds `_send_lock`. False when there is nowhere to send it."""
+    def _send(self, payload: bytes, samples: int) -> float:
+        """One RTP packet; the caller holds `_send_lock`. When it was handed to the kernel (perf_counter), or 0.0
+        when there is nowhere to send it."""
         sock, remote = self._socket, self.remote
         if sock is None or remote is None:
-            return False
-        header = RtpHeader(self.payload_type, self._sequence, self._timestamp, self._ssrc, self._marker)
+            return 0.0
+        header = self._header
+        HEADER.pack_into(header, 0, VERSION << 6, (0x80 if self._marker else 0) | self.payload_type,
+                         self._sequence, self._timestamp, self._ssrc)
+        sent_at = time.perf_counter()
         try:
-            sock.sendto(pack_header(header) + payload, remote)
+            sock.sendmsg((header, payload), (), 0, remote)
         except OSError:  # socket buffer full or Asterisk's port gone: this packet is lost, the stream goes on
             self.stats.send_errors += 1
         self._marker = False
@@ -193,7 +191,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
         self._last_sent = time.monotonic()
         self.stats.packets_out += 1
-        return True
+        return sent_at
 
     def tick(self, now: float) -> None:
         """Called every 20 ms: when Telegram has been quiet for a packet's time, send silence."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 HEADER = struct.Struct("!BBHII")
 VERSION = 2
@@ -17,8 +17,7 @@ class RtpError(ValueError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class RtpHeader:
+class RtpHeader(NamedTuple):  # a tuple: made for every packet received, and a frozen dataclass costs ~1 us more
     payload_type: int
     sequence: int
     timestamp: int

@@ -22,7 +22,7 @@ import ntgcalls
 
 from app.pacing import TICK_S
 from app.telegram import threadstate
-from app.telegram.framesend import FRAME_DATA, FrameSender
+from app.telegram.framesend import FRAME_DATA, send_frame
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ SIGNAL_QUIET_MAX_S = 3.0  # a call still signaling after this long is stopped an
 # timed out or closed), or CONNECT_SETTLE_S after connect_p2p was called: when the other side stopped first, no
 # state comes before NTgCalls' own 10 s timeout, and a new call with the same user waits for this stop.
 CONNECT_SETTLE_S = 2.0
+_PLAYBACK = ntgcalls.StreamMode.PLAYBACK
 _SETTLED = (ntgcalls.ConnectionState.CONNECTED, ntgcalls.ConnectionState.FAILED,
             ntgcalls.ConnectionState.TIMEOUT, ntgcalls.ConnectionState.CLOSED)
 # NTgCalls 3.0.5 keeps part of every call it ran (its negotiation state: ICE candidates, payload-type maps, ~3 KiB
@@ -211,11 +212,10 @@ class CallEngine(MediaSinks):
         self.frame_bytes = sample_rate * 2 // 100  # one 10 ms frame: what NTgCalls' EXTERNAL source wants
         if not cpu_has_avx2():
             log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); calls are audio-only")
-        self._keep_thread_states = fast_path
-        self._sender: FrameSender | None = None
+        self._keep_thread_states = self._fast_path = fast_path
+        self._send_failed = False  # an unexpected failure to send a frame is logged once
         if fast_path:
             _bridge_native_logs()
-            self._sender = FrameSender.shared(self.loop)
         _tune_heap()
         self.calls_per_instance = calls_per_instance
         self.ntg = self._new_instance()  # where the next call goes
@@ -224,7 +224,7 @@ class CallEngine(MediaSinks):
         self._retiring: list[ntgcalls.NTgCalls] = []  # full: destroyed once their last call is stopped
         super().__init__()
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
-        self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # frames handed over, not yet sent, per call
+        self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # old path: frames not yet sent, per call
         self._frames_held: set[int] = set()  # calls whose streams NTgCalls is setting up: no frames meanwhile
         self._stopping: dict[int, asyncio.Future[None]] = {}
         self._stop_tasks: set[asyncio.Task[None]] = set()
@@ -277,11 +277,12 @@ class CallEngine(MediaSinks):
             self._post(peer_id, "on_state", info.state)
 
     def _frames_cb(self, peer_id: int, mode: object, device: object, frames: list[ntgcalls.Frame]) -> None:
+        handed_at = time.perf_counter()  # the delay towards SIP counts from here (the wait for the GIL before is unseen)
         if self._keep_thread_states:
             threadstate.keep()
-        if mode != ntgcalls.StreamMode.PLAYBACK:
+        if mode != _PLAYBACK:
             return
-        pcm = b"".join(bytes(f.data) for f in frames)
+        pcm = frames[0].data if len(frames) == 1 else b"".join([f.data for f in frames])  # one 10 ms frame, always
         if not pcm:
             return
         if peer_id in self._stopping:
@@ -290,7 +291,7 @@ class CallEngine(MediaSinks):
         if media is None:
             return
         try:
-            media.on_frame(pcm, time.perf_counter())
+            media.on_frame(pcm, handed_at)
         except Exception:  # noqa: BLE001 - never let it unwind into NTgCalls' native thread
             log.exception("audio sink for %s failed; frame dropped", peer_id)
 
@@ -356,17 +357,24 @@ class CallEngine(MediaSinks):
         await self._op(peer_id, lambda: self._instance(peer_id).send_signaling_data(peer_id, data))
 
     def push_frame(self, peer_id: int, pcm: bytes) -> None:
-        """Fire-and-forget frame for the pacer and the relay: no await per 10 ms frame.
+        """A frame for the pacer and the relay, on the loop's thread: NTgCalls has it when this returns.
 
         Dropped while the call is being stopped or its streams set up (see `_in_turn`)."""
         if peer_id in self._stopping or peer_id in self._frames_held:
             return
         ntg = self._instance(peer_id)
-        if self._sender is not None:
-            sent = self._sender.push(ntg, peer_id, pcm)  # one future for the whole batch
-        else:
-            sent = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, FRAME_DATA)
-            sent.add_done_callback(_swallow)
+        if self._fast_path:
+            try:
+                send_frame(ntg, peer_id, pcm)
+            except ntgcalls.BaseRTCException:
+                pass  # the call ended meanwhile (NTgCalls dropped it): a frame sent as a call stops is moot
+            except Exception:  # noqa: BLE001 - one bad frame must not cost the call its audio
+                if not self._send_failed:
+                    self._send_failed = True
+                    log.exception("sending a frame to NTgCalls for %s failed (logged once)", peer_id)
+            return
+        sent = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, FRAME_DATA)
+        sent.add_done_callback(_swallow)
         frames = self._frame_sends.setdefault(peer_id, set())
         if sent not in frames:
             frames.add(sent)

@@ -75,7 +75,6 @@ class WorkerCall:
         if relay is not None:
             relay.close()
             summary.stats = relay.stats.to_record()
-            relay.stats.free_histograms()
         if recorder is not None:
             summary.recording_s = round(await asyncio.to_thread(recorder.close), 2)
             summary.recording_error = recorder.error

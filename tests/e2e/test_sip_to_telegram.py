@@ -134,7 +134,7 @@ async def test_ended_calls_leave_no_reference_cycles(sim_gateway, sim_phone, bar
         gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection would free is kept in gc.garbage to be looked at
         gc.collect()
         left = [type(o).__name__ for o in gc.garbage if isinstance(o, (CallSession, PrivateCall, RtpRelay))]
-        left += [type(o).__name__ for o in gc.garbage if type(o).__name__ == "HdrHistogram"]
+        left += [type(o).__name__ for o in gc.garbage if type(o).__name__ == "DelayHistogram"]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.media.relay import RtpRelay, record_delay, swap16
+from app.media.relay import RtpRelay, swap16
 from app.media.rtp import RtpError, RtpHeader, pack_header, parse
 from tests.audio import dominant_frequency, rms_dbfs, tone
 
@@ -160,8 +160,10 @@ async def test_frames_sent_from_another_thread_keep_one_clean_rtp_stream():
 def test_delay_percentiles_come_from_a_fixed_size_histogram():
     stats = RtpRelay(10, 8000).stats
     for i in range(1, 1001):
-        record_delay(stats.delay_to_sip_us, i / 1e6)  # 1 .. 1000 us
-    record_delay(stats.delay_to_sip_us, 3600.0)  # an hour-long stall is clamped, not an error
+        stats.delay_to_sip_us.record(i / 1e6)  # 1 .. 1000 us
+    stats.delay_to_sip_us.record(3600.0)  # an hour-long stall is clamped, not an error
     assert stats.percentile("delay_to_sip_us", 50) == pytest.approx(500, rel=0.01)
     assert stats.percentile("delay_to_sip_us", 99) == pytest.approx(990, rel=0.01)
+    assert stats.percentile("delay_to_sip_us", 100) == 60_000_000
     assert stats.percentile("delay_to_telegram_us", 99) == 0.0
+    assert len(stats.delay_to_sip_us.counts) * stats.delay_to_sip_us.counts.itemsize < 6 * 1024
