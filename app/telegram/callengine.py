@@ -22,7 +22,7 @@ import ntgcalls
 
 from app.pacing import TICK_S
 from app.telegram import threadstate
-from app.telegram.framesend import FRAME_DATA, send_frame
+from app.telegram.framesend import FRAME_DATA, FrameSender
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +212,11 @@ class CallEngine(MediaSinks):
         self.frame_bytes = sample_rate * 2 // 100  # one 10 ms frame: what NTgCalls' EXTERNAL source wants
         if not cpu_has_avx2():
             log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); calls are audio-only")
-        self._keep_thread_states = self._fast_path = fast_path
-        self._send_failed = False  # an unexpected failure to send a frame is logged once
+        self._keep_thread_states = fast_path
+        self._sender: FrameSender | None = None
         if fast_path:
             _bridge_native_logs()
+            self._sender = FrameSender.shared(self.loop)
         _tune_heap()
         self.calls_per_instance = calls_per_instance
         self.ntg = self._new_instance()  # where the next call goes
@@ -224,6 +225,7 @@ class CallEngine(MediaSinks):
         self._retiring: list[ntgcalls.NTgCalls] = []  # full: destroyed once their last call is stopped
         super().__init__()
         self._pending: dict[int, set[asyncio.Future[Any]]] = {}  # NTgCalls operations in flight, per call
+        self._last_frame: dict[int, int] = {}  # the number of each call's latest frame pushed to `_sender`
         self._frame_sends: dict[int, set[asyncio.Future[Any]]] = {}  # old path: frames not yet sent, per call
         self._frames_held: set[int] = set()  # calls whose streams NTgCalls is setting up: no frames meanwhile
         self._stopping: dict[int, asyncio.Future[None]] = {}
@@ -357,21 +359,14 @@ class CallEngine(MediaSinks):
         await self._op(peer_id, lambda: self._instance(peer_id).send_signaling_data(peer_id, data))
 
     def push_frame(self, peer_id: int, pcm: bytes) -> None:
-        """A frame for the pacer and the relay, on the loop's thread: NTgCalls has it when this returns.
+        """Fire-and-forget frame for the pacer and the relay: no await per 10 ms frame.
 
         Dropped while the call is being stopped or its streams set up (see `_in_turn`)."""
         if peer_id in self._stopping or peer_id in self._frames_held:
             return
         ntg = self._instance(peer_id)
-        if self._fast_path:
-            try:
-                send_frame(ntg, peer_id, pcm)
-            except ntgcalls.BaseRTCException:
-                pass  # the call ended meanwhile (NTgCalls dropped it): a frame sent as a call stops is moot
-            except Exception:  # noqa: BLE001 - one bad frame must not cost the call its audio
-                if not self._send_failed:
-                    self._send_failed = True
-                    log.exception("sending a frame to NTgCalls for %s failed (logged once)", peer_id)
+        if self._sender is not None:
+            self._last_frame[peer_id] = self._sender.push(ntg, peer_id, pcm)
             return
         sent = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, FRAME_DATA)
         sent.add_done_callback(_swallow)
@@ -396,7 +391,7 @@ class CallEngine(MediaSinks):
             # corruption. So no frame is in flight for this call while one of these steps runs.
             self._frames_held.add(peer_id)
             try:
-                frames = self._frame_sends.get(peer_id)
+                frames = self._frames_in_flight(peer_id)
                 if frames:
                     await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
                 async with _lifecycle_lock():
@@ -410,6 +405,13 @@ class CallEngine(MediaSinks):
         task = asyncio.ensure_future(turn())
         task.add_done_callback(_swallow)
         await asyncio.shield(task)
+
+    def _frames_in_flight(self, peer_id: int) -> "set[asyncio.Future[Any]]":
+        """What resolves once none of the call's frames is in NTgCalls' hands any more."""
+        if self._sender is None:
+            return set(self._frame_sends.get(peer_id, ()))
+        sent = self._sender.when_sent(self._last_frame.get(peer_id, 0))
+        return set() if sent is None else {sent}
 
     def _track(self, peer_id: int, future: "asyncio.Future[Any]") -> None:
         pending = self._pending.setdefault(peer_id, set())
@@ -433,7 +435,7 @@ class CallEngine(MediaSinks):
 
     async def _stop_when_idle(self, peer_id: int, done: "asyncio.Future[None]") -> None:
         try:
-            pending = self._pending.pop(peer_id, set()) | self._frame_sends.get(peer_id, set())
+            pending = self._pending.pop(peer_id, set()) | self._frames_in_flight(peer_id)
             if pending:
                 _, late = await asyncio.wait(pending, timeout=OP_DRAIN_TIMEOUT_S)
                 if late:
@@ -450,6 +452,7 @@ class CallEngine(MediaSinks):
         finally:
             self._last_signal.pop(peer_id, None)
             self._frame_sends.pop(peer_id, None)
+            self._last_frame.pop(peer_id, None)
             self._connecting.pop(peer_id, None)
             full = self._forget(peer_id)
             del self._stopping[peer_id]

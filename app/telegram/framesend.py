@@ -1,49 +1,135 @@
-"""Every 10 ms frame handed to NTgCalls there and then, on the event loop's own thread: no job, no future, no thread.
+"""Every call's 10 ms frames handed to NTgCalls on one thread of its own, woken only when it has nothing left to send.
 
 NTgCalls' binding runs each `send_external_frame` as `asyncio.get_event_loop().run_in_executor(...)` on its own
 thread pool: one job and one asyncio future per 10 ms frame, the largest share of the Python cost of a call
-(issue 12). `send_frame` lets the binding find `_RunNow` as the running loop for the length of the call, whose
-`run_in_executor` runs the job at once (the binding releases the GIL while NTgCalls takes the frame), then puts
-the real loop back. So a frame costs one native call, and once `send_frame` returns NTgCalls has it: nothing of
-the call's is in flight when its next lifecycle step or its stop begins.
+(issue 12). On the sender's own thread `get_event_loop()` returns `_RunNow`, whose `run_in_executor` runs the job
+at once (the binding releases the GIL while NTgCalls takes the frame); every other thread, the loop's included,
+sees the real loop as before. `tests/telegram/test_framesend.py` fails if the binding stops finding its loop this
+way.
 
-A thread of its own for the frames (one job per loop iteration) was measured against this: every job woke that
-thread and every finished one woke the loop (a thread-pool queue put, a self-pipe write, a future), and on a busy
-machine each wake-up cost a context switch with the GIL held (bench/README.md, "Where tgtrunk's own CPU goes").
-`tests/telegram/test_framesend.py` fails if the binding stops finding its loop this way.
+The frames pushed during one loop iteration go to the sender together. The sender's thread is woken only when it
+was idle, and the loop only when somebody waits for a call's frames to be sent (a call's setup step or its stop):
+not once per loop iteration each way with a future, as before (bench/README.md, "tgtrunk's own CPU"). Sending them
+on the loop's own thread instead was measured too: cheaper at 10 calls, but at 30 the loop, getting the GIL back
+after every frame, fell behind reading RTP (packets lost).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import ntgcalls
+
+log = logging.getLogger(__name__)
 
 FRAME_DATA = ntgcalls.FrameData()  # what every external frame is sent with (CallEngine's old path too)
 MICROPHONE = ntgcalls.StreamDevice.MICROPHONE
 
 
 class _RunNow:
-    """The event loop NTgCalls' binding finds during `send_frame`: its job runs there and then."""
+    """The event loop NTgCalls' binding finds on the sender's thread: its jobs run there and then."""
 
     @staticmethod
     def run_in_executor(_executor: Any, func: Callable[..., Any], *args: Any) -> Any:
         return func(*args)
 
 
-_RUN_NOW = _RunNow()
-_get_running_loop = asyncio.events._get_running_loop
-_set_running_loop = asyncio.events._set_running_loop
+def _on_sender_thread() -> None:
+    asyncio.events._set_running_loop(_RunNow())  # type: ignore[arg-type]
 
 
-def send_frame(ntg: ntgcalls.NTgCalls, peer_id: int, pcm: bytes) -> None:
-    """Hand one frame to NTgCalls; returns once NTgCalls has it. Raises what NTgCalls raises (an ended call:
-    `ntgcalls.BaseRTCException`)."""
-    loop = _get_running_loop()
-    _set_running_loop(_RUN_NOW)  # type: ignore[arg-type]
-    try:
-        ntg.send_external_frame(peer_id, MICROPHONE, pcm, FRAME_DATA)
-    finally:
-        _set_running_loop(loop)
+Frame = tuple[ntgcalls.NTgCalls, int, bytes]
+
+
+class FrameSender:
+    """One per event loop (`shared`). `push` numbers each frame; frames are sent in that order, so once frame n
+    is sent (`when_sent`), none pushed before it is in NTgCalls' hands any more."""
+
+    _per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FrameSender]" = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        # Its thread ends once this sender is gone (with its loop).
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ntgcalls-frames",
+                                                             initializer=_on_sender_thread)
+        self._batch: list[Frame] = []  # pushed in this loop iteration (the loop's thread only)
+        self._pushed = 0  # the loop's thread only
+        self._lock = threading.Lock()  # guards the rest, shared with the sender's thread
+        self._queued: list[Frame] = []
+        self._sending = False  # the sender's thread has work; it looks for more before it stops
+        self._sent = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._failed = False  # an unexpected failure is logged once
+
+    @classmethod
+    def shared(cls, loop: asyncio.AbstractEventLoop) -> "FrameSender":
+        sender = cls._per_loop.get(loop)
+        if sender is None:
+            sender = cls._per_loop[loop] = cls(loop)
+        return sender
+
+    def push(self, ntg: ntgcalls.NTgCalls, peer_id: int, pcm: bytes) -> int:
+        """On the loop's thread; the frame's number."""
+        if not self._batch:
+            self.loop.call_soon(self._flush)
+        self._batch.append((ntg, peer_id, pcm))
+        self._pushed += 1
+        return self._pushed
+
+    def when_sent(self, number: int) -> "asyncio.Future[None] | None":
+        """On the loop's thread: None if frame `number` (and every one before it) is sent, else a future."""
+        with self._lock:
+            if self._sent >= number:
+                return None
+            done = self.loop.create_future()
+            self._waiters.append((number, done))
+            return done
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        with self._lock:
+            self._queued += batch
+            start = not self._sending
+            self._sending = True
+        if start:
+            self._thread.submit(self._send_all)
+
+    def _send_all(self) -> None:
+        """On the sender's thread, until nothing is queued."""
+        while True:
+            with self._lock:
+                batch, self._queued = self._queued, []
+                if not batch:
+                    self._sending = False
+                    return
+            for ntg, peer_id, pcm in batch:
+                try:
+                    ntg.send_external_frame(peer_id, MICROPHONE, pcm, FRAME_DATA)
+                except ntgcalls.BaseRTCException:
+                    pass  # the call ended meanwhile (NTgCalls dropped it): a frame sent as a call stops is moot
+                except Exception:  # noqa: BLE001 - one bad frame must not cost the other calls theirs
+                    if not self._failed:
+                        self._failed = True
+                        log.exception("sending a frame to NTgCalls for %s failed (logged once)", peer_id)
+            with self._lock:
+                self._sent += len(batch)
+                ready = [done for number, done in self._waiters if number <= self._sent]
+                if ready:
+                    self._waiters = [(n, done) for n, done in self._waiters if n > self._sent]
+            if ready:
+                try:
+                    self.loop.call_soon_threadsafe(_resolve, ready)
+                except RuntimeError:  # the loop closed meanwhile
+                    pass
+
+
+def _resolve(ready: list["asyncio.Future[None]"]) -> None:
+    for done in ready:
+        if not done.done():
+            done.set_result(None)

@@ -1,4 +1,4 @@
-"""The frame path into the real NTgCalls (`app/telegram/framesend.py`): each frame handed over on the loop's thread."""
+"""The frame path into the real NTgCalls (`app/telegram/framesend.py`) and the turns of `CallEngine`."""
 
 from __future__ import annotations
 
@@ -9,27 +9,34 @@ import ntgcalls
 import pytest
 
 from app.telegram.callengine import FRAME_10MS, CallEngine, CallMedia
-from app.telegram.framesend import send_frame
+from app.telegram.framesend import FrameSender
 
 from tests.telegram.enginepair import connect_pair
 
 
-async def test_the_binding_takes_the_frame_there_and_then() -> None:
+def _media() -> CallMedia:
+    return CallMedia(lambda _data: None, lambda _state: None)
+
+
+async def test_on_the_sender_thread_the_binding_sends_at_once() -> None:
     """If this fails, the binding no longer finds its loop with asyncio.get_event_loop(): frames would not go."""
     engine = CallEngine()
-    loop = asyncio.get_running_loop()
+    sender = FrameSender.shared(asyncio.get_running_loop())
+
+    def send_to_nobody() -> object:
+        return engine.ntg.send_external_frame(424242, ntgcalls.StreamDevice.MICROPHONE, bytes(FRAME_10MS),
+                                              ntgcalls.FrameData())
     with pytest.raises(ntgcalls.ConnectionNotFound):  # raised there and then: the job ran inline
-        send_frame(engine.ntg, 424242, bytes(FRAME_10MS))
-    assert asyncio.get_running_loop() is loop  # the real loop is back
+        await asyncio.wrap_future(sender._thread.submit(send_to_nobody))
     with pytest.raises(ntgcalls.ConnectionNotFound):  # elsewhere a future, as before
-        await engine.ntg.send_external_frame(424242, ntgcalls.StreamDevice.MICROPHONE, bytes(FRAME_10MS),
-                                             ntgcalls.FrameData())
+        await send_to_nobody()  # type: ignore[misc]
     await engine.close()
 
 
-async def test_frames_of_every_call_arrive_with_no_thread_or_future_of_their_own() -> None:
-    """Issue 12: a thread of its own for the frames cost a wake-up of that thread and one of the loop for every
-    loop iteration (bench/README.md). The frames now go from the loop's thread, and a stop has none to wait for."""
+async def test_frames_of_every_call_arrive_with_no_future_or_loop_wake_up_per_batch() -> None:
+    """Issue 12: every batch of frames cost a future, a job on the sender's thread and a wake-up of the loop when
+    it was sent, and every call in it a done-callback (bench/README.md). Frames now only carry a number; the loop
+    hears from the sender only when a call waits for its frames (its setup steps, its stop)."""
     a, b = CallEngine(), CallEngine()
     heard = {1: 0, 2: 0}
     lock = threading.Lock()
@@ -41,28 +48,57 @@ async def test_frames_of_every_call_arrive_with_no_thread_or_future_of_their_own
         return on_frame
     for peer in (1, 2):
         await connect_pair(a, b, peer, counter(peer))
-    threads_before = {t.name for t in threading.enumerate()}
     start = dict(heard)
     for _ in range(100):  # 1 s of 20 ms ticks, both calls' two frames each per tick, as the media clock pushes
         for peer in (1, 2):
             a.push_frame(peer, bytes(FRAME_10MS))
             a.push_frame(peer, bytes(FRAME_10MS))
-            assert not a._frame_sends.get(peer)  # nothing in flight once push_frame returned
+            assert not a._frame_sends.get(peer)  # no future per batch
         await asyncio.sleep(0.02)  # the pace itself
     await asyncio.sleep(0.3)  # NTgCalls' jitter buffer plays out what was sent
     for peer in (1, 2):
         assert heard[peer] - start[peer] >= 150, heard  # of 200 frames sent; playout start varies
-    assert {t.name for t in threading.enumerate()} - threads_before == set()
     await a.close()
     await b.close()
 
 
-async def test_frames_for_a_call_being_set_up_or_stopped_are_dropped() -> None:
+async def test_a_stop_waits_for_the_batch_holding_the_calls_frames() -> None:
     engine = CallEngine()
-    engine.attach(7, CallMedia(lambda _data: None, lambda _state: None))
+    sender = FrameSender.shared(asyncio.get_running_loop())
+    engine.attach(7, _media())
     await engine.create(7)
-    engine.push_frame(7, bytes(FRAME_10MS))  # a created call takes frames before it is connected
-    await asyncio.wait_for(engine.stop(7), 5)
-    engine.push_frame(7, bytes(FRAME_10MS))  # after the stop: dropped, no error
+    gate = threading.Event()
+    blocked = sender._thread.submit(gate.wait, 10)  # the sender's thread is busy: the next batch waits
+    engine.push_frame(7, bytes(FRAME_10MS))
+    stopping = engine.release(7)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(stopping), 0.5)
+    assert 7 in await engine.ntg.calls()  # not stopped while its frame is still to be sent
+    gate.set()
+    await asyncio.wrap_future(blocked)
+    await asyncio.wait_for(stopping, 5)
     assert 7 not in await engine.ntg.calls()
+    await engine.close()
+
+
+async def test_a_call_whose_frames_are_still_queued_does_not_hold_up_another_calls_setup() -> None:
+    """Its create/connect waits for its frames outside the process-wide turn: inside, every other call's setup
+    waited up to 5 s behind it (a burst's setup, issue 12)."""
+    engine = CallEngine()
+    sender = FrameSender.shared(asyncio.get_running_loop())
+    for peer in (5, 6):
+        engine.attach(peer, _media())
+    await engine.create(5)
+    gate = threading.Event()
+    blocked = sender._thread.submit(gate.wait, 10)  # call 5's next frames stay queued meanwhile
+    engine.push_frame(5, bytes(FRAME_10MS))
+    playback = asyncio.ensure_future(engine.attach_playback(5))  # waits for call 5's frames
+    try:
+        await asyncio.wait_for(engine.create(6), 3)
+        assert 6 in await engine.ntg.calls()
+        assert not playback.done()
+    finally:
+        gate.set()
+        await asyncio.wrap_future(blocked)
+        await asyncio.wait_for(playback, 5)
     await engine.close()
