@@ -35,6 +35,15 @@ MAX_DELAY_US = 60_000_000
 _SWAP = sys.byteorder == "little"  # host order is little-endian: swap to and from network order
 
 
+def _histogram() -> HdrHistogram:
+    return HdrHistogram(1, MAX_DELAY_US, 2)
+
+
+# hdrh gives a histogram's counts a ctypes array type, which ctypes keeps only while an array of it lives. A type
+# refers to itself, so the one made again after every quiet moment waited for a full garbage collection. Kept.
+_COUNTS_TYPE = type(_histogram().counts)
+
+
 def swap16(data: bytes | memoryview) -> bytes:
     """16-bit samples between big-endian (RTP) and little-endian (NTgCalls)."""
     samples = array("h")
@@ -59,8 +68,8 @@ class RtpStats:
     # Time tgtrunk holds audio, in microseconds: RTP received -> handed to NTgCalls, and
     # NTgCalls' frame callback -> RTP sent. Recorded per packet into fixed-size histograms (2 significant
     # digits), so an hours-long call costs no more memory than a short one.
-    delay_to_telegram_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, MAX_DELAY_US, 2))
-    delay_to_sip_us: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, MAX_DELAY_US, 2))
+    delay_to_telegram_us: HdrHistogram = field(default_factory=_histogram)
+    delay_to_sip_us: HdrHistogram = field(default_factory=_histogram)
 
     def percentile(self, which: str, q: float) -> float:
         histogram: HdrHistogram = getattr(self, which)
