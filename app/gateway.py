@@ -128,14 +128,8 @@ class Gateway:
         self.pool: WorkerPool | None = None  # with TGTRUNK_WORKERS > 0
 
     async def _on_asterisk_ready(self) -> None:
-        if self.supervisor.restarts and isinstance(self.supervisor, ExternalAsterisk):
-            self.notifier.notify("asterisk-restarted", f"tgtrunk: the Asterisk at {self.supervisor.where} was lost "
-                                 "and is back; its Stasis application is registered again; calls running then were "
-                                 "cut. If it repeats, see that Asterisk's log and the gateway's.")
-        elif self.supervisor.restarts:
-            self.notifier.notify("asterisk-restarted", "tgtrunk: the bundled Asterisk stopped and was restarted "
-                                 f"({self.supervisor.restarts} restart(s) since start); calls running then were cut. "
-                                 "If it repeats, see the gateway's log.")
+        if self.supervisor.restarts:
+            self.notifier.notify("asterisk-restarted", self.supervisor.restart_notice())
         self.lines.forget()
         await self.lines.sync()
 
@@ -244,13 +238,7 @@ class Gateway:
         log.info("using the simulated Telegram network at %s as account %s", address, info["gateway_phone"])
 
     def asterisk_state(self) -> dict[str, Any]:
-        ready = self.supervisor.ready.is_set()
-        if isinstance(self.supervisor, ExternalAsterisk):
-            return {"mode": "external", "url": self.supervisor.where, "version": self.supervisor.version,
-                    "app": self.stasis.app, "app_registered": ready, "ready": ready,
-                    "restarts": self.supervisor.restarts}
-        assert self.instance is not None
-        return {"mode": "bundled", "pid": self.instance.pid, "restarts": self.supervisor.restarts, "ready": ready}
+        return self.supervisor.state()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -313,8 +301,7 @@ class Gateway:
         await self.demo.call_gateway(user)
 
     async def run(self, stop: asyncio.Event) -> None:
-        if isinstance(self.supervisor, ExternalAsterisk):
-            await self.supervisor.check()  # a wrong URL, password or Asterisk is told before anything starts
+        await self.supervisor.check()  # a wrong URL, password or Asterisk is told before anything starts
         # The admin API's listening socket is opened before NTgCalls starts: a socket opened right after it
         # was seen to stop listening now and then (see docs/decisions.md).
         await self.start_web()
@@ -338,16 +325,13 @@ class Gateway:
         self.tasks.start("account-watch", lambda: watch_accounts(
             self.accounts, self.notifier, self.settings.account_check_s, self.settings.flood_notify_s))
         await asyncio.wait_for(self.ari.connected.wait(), 10)
-        if isinstance(self.supervisor, ExternalAsterisk):
-            log.info("tgtrunk is running: Stasis application %s on the Asterisk %s at %s, externalMedia RTP to %s, "
-                     "admin API on http://%s, %d route(s)", self.stasis.app, self.supervisor.version,
-                     self.supervisor.where, self.settings.media_address, self.settings.http_bind,
+        if self.instance is None:
+            log.info("tgtrunk is running: %s, externalMedia RTP to %s, admin API on http://%s, %d route(s)",
+                     self.supervisor.describe(), self.settings.media_address, self.settings.http_bind,
                      len(self.lines.lines))
         else:
-            log.info(
-                "tgtrunk is running: SIP on %s, admin API on http://%s, ARI on 127.0.0.1:%s, %d line(s)",
-                self.settings.sip_bind, self.settings.http_bind, self.settings.ari_port, len(self.lines.lines),
-            )
+            log.info("tgtrunk is running: %s, admin API on http://%s, %d line(s)", self.supervisor.describe(),
+                     self.settings.http_bind, len(self.lines.lines))
         await stop.wait()
 
     async def close(self) -> None:

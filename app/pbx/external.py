@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 
@@ -51,6 +52,21 @@ class ExternalAsterisk:
     @property
     def where(self) -> str:
         return self.config.url
+
+    def state(self) -> dict[str, Any]:
+        """For `/healthz` and `tgtrunk status`."""
+        ready = self.ready.is_set()
+        return {"mode": "external", "url": self.where, "version": self.version, "app": self.config.app,
+                "app_registered": ready, "ready": ready, "restarts": self.restarts}
+
+    def describe(self) -> str:
+        """Where the calls go, for the start-up line."""
+        return f"Stasis application {self.config.app} on the Asterisk {self.version} at {self.where}"
+
+    def restart_notice(self) -> str:
+        """The administrators' chat message after that Asterisk came back."""
+        return (f"tgtrunk: the Asterisk at {self.where} was lost and is back; its Stasis application is registered "
+                "again; calls running then were cut. If it repeats, see that Asterisk's log and the gateway's.")
 
     async def check(self) -> str:
         """Reach ARI, check the version (>= 20) and the modules the calls need; returns the version."""

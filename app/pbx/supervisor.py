@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from app.ari.client import AriClient
 from app.pbx.instance import AsteriskInstance
@@ -29,6 +30,22 @@ class AsteriskSupervisor:
         self.ready = asyncio.Event()
         self.restarts = 0
         self._stopping = False
+
+    async def check(self) -> None:
+        """Nothing to check before the start: the bundled root was checked when it was installed."""
+
+    def state(self) -> dict[str, Any]:
+        """For `/healthz` and `tgtrunk status`."""
+        return {"mode": "bundled", "pid": self.instance.pid, "restarts": self.restarts, "ready": self.ready.is_set()}
+
+    def describe(self) -> str:
+        """Where the calls go, for the start-up line."""
+        return f"SIP on {self.instance.config.sip_bind}, ARI on 127.0.0.1:{self.instance.config.ari_port}"
+
+    def restart_notice(self) -> str:
+        """The administrators' chat message after a restart."""
+        return (f"tgtrunk: the bundled Asterisk stopped and was restarted ({self.restarts} restart(s) since start); "
+                "calls running then were cut. If it repeats, see the gateway's log.")
 
     async def start(self) -> None:
         """Start Asterisk and return once it is ready (raises if it cannot come up).

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,6 +39,10 @@ from app.store.line import Line, LineStatus
 log = logging.getLogger(__name__)
 
 SESSION_HOURS = 12
+# Failed logins from one address before it is refused for the rest of the window. The password is a human one
+# (10 characters at least); the token alone would not need this.
+LOGIN_FAILURES = 5
+LOGIN_WINDOW_S = 600.0
 ACCOUNT_SWITCHES = ("dtmf_in", "dtmf_out", "redial", "lines", "messages")
 CALL_PAGE_ROWS = 200
 
@@ -55,6 +60,36 @@ class PageContext:
 
 
 PAGES = web.AppKey("pages", PageContext)
+
+
+class LoginGuard:
+    """Counts failed logins per address; after LOGIN_FAILURES within LOGIN_WINDOW_S that address is refused until
+    the oldest of them is out of the window, without its secret being checked."""
+
+    MAX_ADDRESSES = 10_000  # an address spray can cost this many entries at most
+
+    def __init__(self, failures: int = LOGIN_FAILURES, window_s: float = LOGIN_WINDOW_S) -> None:
+        self.failures = failures
+        self.window_s = window_s
+        self._failed: dict[str, list[float]] = {}
+
+    def retry_after(self, address: str) -> float:
+        """Seconds until `address` may try again; 0 when it may now."""
+        now = time.monotonic()
+        recent = [t for t in self._failed.get(address, ()) if now - t < self.window_s]
+        if recent:
+            self._failed[address] = recent
+        else:
+            self._failed.pop(address, None)
+        return self.window_s - (now - recent[0]) if len(recent) >= self.failures else 0.0
+
+    def failed(self, address: str) -> None:
+        if address not in self._failed and len(self._failed) >= self.MAX_ADDRESSES:
+            self._failed.pop(next(iter(self._failed)))
+        self._failed.setdefault(address, []).append(time.monotonic())
+
+    def succeeded(self, address: str) -> None:
+        self._failed.pop(address, None)
 
 
 def _epoch(ctx: PageContext) -> str:
@@ -75,16 +110,29 @@ def add_pages(app: web.Application, ctx: PageContext, session_key: bytes) -> Non
     async def login_form(request: web.Request) -> web.StreamResponse:
         return aiohttp_jinja2.render_template("login.html", request, {})
 
+    guard = LoginGuard()
+
     @routes.post("/login")
     async def login(request: web.Request) -> web.StreamResponse:
+        address = request.remote or "-"
+        if wait := guard.retry_after(address):
+            log.warning("admin pages: login from %s refused: %d failed logins within %.0f s", address,
+                        guard.failures, guard.window_s)
+            response = aiohttp_jinja2.render_template(
+                "login.html", request, {"error": f"too many failed logins; try again in {wait:.0f} s"}, status=429)
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
         form = await request.post()
         given = str(form.get("secret", ""))
+        # scrypt takes tens of milliseconds: off the event loop, which carries the calls' RTP from Asterisk.
         ok = bool(given) and (hmac.compare_digest(given.encode(), ctx.token.encode())
-                              or check_password(ctx.password_path, given))
+                              or await asyncio.to_thread(check_password, ctx.password_path, given))
         if not ok:
-            log.warning("admin pages: failed login from %s", request.remote)
+            guard.failed(address)
+            log.warning("admin pages: failed login from %s", address)
             return aiohttp_jinja2.render_template("login.html", request, {"error": "wrong token or password"},
                                                   status=401)
+        guard.succeeded(address)
         session = await aiohttp_session.new_session(request)
         session["epoch"] = _epoch(ctx)
         session["csrf"] = secrets.token_urlsafe(24)

@@ -195,3 +195,26 @@ async def test_editing_a_line_in_the_pages_keeps_what_the_form_does_not_show(mak
         assert re.search(r"password\s+set", before) and re.search(r"password\s+set", after)
         async with browser.post(url + "/lines/nobody/edit", data={"pbx_number": "1", "csrf": csrf}) as response:
             assert response.status == 404 and "no line named" in await response.text()
+
+
+async def test_failed_logins_lock_that_address_out_for_a_while(make_gateway) -> None:
+    """Five wrong secrets from one address: the sixth attempt is refused (429, Retry-After) even with the right
+    token, without its secret being checked; another address still logs in."""
+    gateway = await make_gateway(start=False)
+    await gateway.start()
+    token = (gateway.data_dir / "admin-token").read_text().strip()
+    url = base_url(gateway)
+    async with aiohttp.ClientSession() as guesser:
+        for guess in range(5):
+            async with guesser.post(url + "/login", data={"secret": f"guess-{guess}"}, allow_redirects=False) as response:
+                assert response.status == 401
+        async with guesser.post(url + "/login", data={"secret": token}, allow_redirects=False) as response:
+            assert response.status == 429
+            assert 590 <= int(response.headers["Retry-After"]) <= 601
+            assert "too many failed logins; try again in" in await response.text()
+    await gateway.wait_log(r"admin pages: login from 127\.0\.0\.1 refused: 5 failed logins within 600 s")
+    other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=other) as operator:
+        async with operator.post(url + "/login", data={"secret": token}, allow_redirects=False) as response:
+            assert response.status == 303
+    assert token not in "\n".join(gateway.lines)
