@@ -33,6 +33,7 @@ from app.sip.security import SecurityWatcher
 from app.store.db import Database
 from app.store.secretfile import private_dir, secret_token
 from app.supervise import TaskSupervisor
+from app.transportcycle import break_transport_cycles
 from app.web.admin import build_app
 from app.web.chat_api import add_chat_routes
 from app.web.pages import PageContext, add_pages
@@ -64,6 +65,7 @@ class Gateway:
         self.simulate_telegram = simulate_telegram
         self.demo = None
         private_dir(settings.data_dir)
+        break_transport_cycles()
         # Whatever was started is stopped by close(), in the reverse order, also after a failed start.
         self._stack = contextlib.AsyncExitStack()
         self.db = Database(settings.database_url)

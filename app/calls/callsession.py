@@ -254,7 +254,7 @@ class CallSession:
         await self.hang_up_sip()
         end = self.tg_call.ended.result()  # type: ignore[union-attr]
         if end.error is not None:  # not a hang-up: e.g. its media worker was lost; the record says so
-            raise end.error
+            raise end.error.copy()  # the call keeps its own
         return "Telegram side hung up"
 
     async def until_either_ends(self) -> str:

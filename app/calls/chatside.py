@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 NUMBER_IN_TEXT = re.compile(r"(?<![\w@])\+?\d[\d\s().-]{1,30}\d|(?<![\w@])\d{2,}")
 LINES_CHOICE_TTL_S = 600.0
+MENU_PRESS_VALID_S = 86_400.0  # a menu's buttons work this long for a user with no conversation on record
+FORGET_EVERY_S = 60.0  # how often per-user state that is of no more use is forgotten
 DEFAULT_INLINE_QUERY = "{text}"
 
 
@@ -76,7 +78,8 @@ class ChatSide:
         self.board = MenuBoard()
         self._choices: dict[tuple[str, int], _Choice] = {}
         self._autoreplied: dict[tuple[str, int], float] = {}
-        self._menus_to: set[tuple[str, int]] = set()
+        self._menus_to: dict[tuple[str, int], float] = {}  # -> time.monotonic() of the last menu sent
+        self._forget_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         stasis.on_chat_message = self.on_message
         if bot is not None:
@@ -141,7 +144,8 @@ class ChatSide:
 
     async def _send_menu(self, handle: AccountHandle, peer: Peer, menu: Menu) -> None:
         assert handle.chat is not None
-        self._menus_to.add((handle.name, peer.id))
+        self._forget_old()
+        self._menus_to[(handle.name, peer.id)] = time.monotonic()
         if self.bot is not None:
             try:
                 bot_peer = await handle.account.resolve_username(self.bot.username)
@@ -236,6 +240,7 @@ class ChatSide:
 
     async def _on_message(self, handle: AccountHandle, peer: Peer, text: str) -> None:
         assert handle.chat is not None
+        self._forget_old()
         command = text.strip().lower()
         if command in ("/redial", "/lines") or self._choice(handle, peer, command):
             await self._command(handle, peer, command)
@@ -264,6 +269,22 @@ class ChatSide:
                 return
             self._autoreplied[key] = time.monotonic()
             await handle.chat.text(peer, fill(handle.autoreply, template_fields(peer, text)))
+
+    def _forget_old(self) -> None:
+        """What is kept per Telegram user lasts no longer than it is of use: every user who ever wrote or was
+        called must not grow the gateway for ever."""
+        now = time.monotonic()
+        if now < self._forget_at:
+            return
+        self._forget_at = now + FORGET_EVERY_S
+        for key, at in list(self._autoreplied.items()):
+            handle = self.accounts.handles.get(key[0])
+            if handle is None or now - at >= handle.autoreply_interval_s:
+                del self._autoreplied[key]
+        for key in [key for key, choice in self._choices.items() if now - choice.at > LINES_CHOICE_TTL_S]:
+            del self._choices[key]
+        for key in [key for key, at in self._menus_to.items() if now - at > MENU_PRESS_VALID_S]:
+            del self._menus_to[key]
 
     def _choice(self, handle: AccountHandle, peer: Peer, text: str) -> str | None:
         choice = self._choices.get((handle.name, peer.id))

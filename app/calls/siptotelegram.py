@@ -67,6 +67,7 @@ class SipToTelegram(CallSession):
     async def _ring_then_answer(self) -> None:
         call = self.tg_call
         assert call and self.sip_channel_id
+        waiter = sip_gone = None
         try:
             for step in (call.wait_ringing, call.wait_accepted):
                 assert self.handle
@@ -80,6 +81,10 @@ class SipToTelegram(CallSession):
         except asyncio.TimeoutError:
             await self.hang_up_telegram(DiscardReason.MISSED)
             raise Reject(*codes.NO_ANSWER) from None
+        finally:
+            # The error `waiter.result()` raises keeps this frame in its traceback and is kept by the task:
+            # a reference cycle through the session unless the frame lets go of the task.
+            waiter = sip_gone = None
         await Channel(self.ari, self.sip_channel_id).answer()
         self.answered = True
         self.record.answered_at = utcnow()

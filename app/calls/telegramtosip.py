@@ -141,7 +141,10 @@ class TelegramToSip(CallSession):
                 break
             log.info("no line of priority %d answered (%d %s); trying the next", group[0].priority,
                      failure.code, failure.reason)
-        raise failure
+        try:
+            raise failure
+        finally:
+            failure = None  # type: ignore[assignment]  # raised, it holds this frame: not the other way round too
 
     async def _originate(self, call: PrivateCall, line: Line, key: str, number: str | None = None) -> Attempt:
         """Ring the PBX: `number` (default the line's --pbx-number) as the request-URI user."""

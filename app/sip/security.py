@@ -43,6 +43,7 @@ DECOY_ACCOUNT = "<unknown>"
 # this long and forgotten if that retry succeeds.
 RETRY_GRACE_S = 2.0
 STORE_RETRY_S = 2.0  # a ban the database could not take is tried again this often
+FORGET_EVERY_S = 10.0  # how often addresses that stopped failing, and bans that ended, are forgotten
 
 
 def successful_request(line: str) -> tuple[str, str] | None:
@@ -168,6 +169,7 @@ class SecurityWatcher:
         self._last_counted: dict[str, tuple[str, float]] = {}  # by address: (SessionID, when)
         self._unstored: dict[str, Ban] = {}  # bans in force that the database could not take yet
         self._store_retry_at = 0.0
+        self._forget_at = 0.0
 
     def active_bans(self, now: float | None = None) -> list[str]:
         """Addresses banned now, whether or not the database holds the ban (LineSync pushes both)."""
@@ -255,6 +257,19 @@ class SecurityWatcher:
                 del self._challenged[session]
         if self._unstored and now >= self._store_retry_at:
             self._store_unstored(now)
+        if now >= self._forget_at:
+            self._forget_at = now + FORGET_EVERY_S
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        """What is kept per address lasts no longer than it counts: failures from many addresses (a spray, a
+        NATed crowd) must not grow the gateway for ever."""
+        for address in [a for a, times in self._failures.items() if not times or now - times[-1] > self.window_s]:
+            del self._failures[address]
+        for address in [a for a, (_, at) in self._last_counted.items() if now - at > self.window_s]:
+            del self._last_counted[address]
+        for address in [a for a, until in self._banned.items() if until <= now]:
+            del self._banned[address]
 
     def _store_unstored(self, now: float) -> None:
         try:

@@ -24,6 +24,11 @@ class TelegramError(Exception):
     def __str__(self) -> str:
         return self.reason
 
+    def copy(self) -> "TelegramError":
+        """The same error, never raised: the one to keep (in a call's end). A raised error holds the frames of
+        its traceback, and through them whoever keeps it: a reference cycle, freed only by a full collection."""
+        return type(self)(self.reason, self.retry_after, self.rpc)
+
 
 class TelegramCallError(TelegramError):
     """A call could not be placed or went wrong."""

@@ -73,6 +73,9 @@ class CallEnded(TelegramCallError):
         super().__init__(f"call ended: {end.reason.value}")
         self.end = end
 
+    def copy(self) -> "CallEnded":
+        return CallEnded(self.end)
+
 
 @dataclass(frozen=True)
 class DhParams:
@@ -111,9 +114,11 @@ class PrivateCall:
         self.connected_at: float | None = None
         self.requested_at: float | None = None  # perf_counter() when phone.RequestCall went out
         loop = asyncio.get_running_loop()
-        self._ringing: asyncio.Future[None] = loop.create_future()
-        self._accepted: asyncio.Future[None] = loop.create_future()
-        self._connected: asyncio.Future[None] = loop.create_future()
+        # True once the call got there, False when it ended first (`_wait` then raises CallEnded). They hold no
+        # exception: raised, it would keep its traceback's frames, and through them this call (a reference cycle).
+        self._ringing: asyncio.Future[bool] = loop.create_future()
+        self._accepted: asyncio.Future[bool] = loop.create_future()
+        self._connected: asyncio.Future[bool] = loop.create_future()
         self.ended: asyncio.Future[CallEnd] = loop.create_future()
         self._g_a_hash = b""
         self._outbound: OutboundAudio | None = None  # set once NTgCalls is asked to create the call
@@ -121,7 +126,7 @@ class PrivateCall:
         self._media_started = False
         self._answered = False
         if not outgoing:
-            self._ringing.set_result(None)
+            self._ringing.set_result(True)
 
     def __repr__(self) -> str:
         direction = "out" if self.outgoing else "in"
@@ -230,8 +235,12 @@ class PrivateCall:
             raise
         except Exception as exc:  # noqa: BLE001
             error = call_error(exc)
-            await self._finish(CallEnd(DiscardReason.DISCONNECT, by_peer=True, answered=False, duration=0, error=error))
-            raise error from exc
+            await self._finish(CallEnd(DiscardReason.DISCONNECT, by_peer=True, answered=False, duration=0,
+                                       error=error.copy()))
+            try:
+                raise error from exc
+            finally:
+                error = None  # type: ignore[assignment]  # raised, it holds this frame: not the other way round too
         phone_call = result.phone_call
         self.id, self.access_hash = phone_call.id, phone_call.access_hash
         self._set_state(CallState.WAITING)
@@ -362,7 +371,7 @@ class PrivateCall:
             return
         log.warning("call %s failed: %s", self, error)
         duration = self.duration
-        await self._finish(CallEnd(DiscardReason.DISCONNECT, False, self._answered, duration, error))
+        await self._finish(CallEnd(DiscardReason.DISCONNECT, False, self._answered, duration, error.copy()))
         await self._discard(DiscardReason.DISCONNECT, duration)
 
     async def _finish(self, end: CallEnd) -> None:
@@ -371,11 +380,9 @@ class PrivateCall:
         self._set_state(CallState.ENDED)
         self.ended.set_result(end)
         MediaClock.shared().remove(self)
-        failure = CallEnded(end)
         for future in (self._ringing, self._accepted, self._connected):
             if not future.done():
-                future.set_exception(failure)
-                future.exception()  # nobody may be waiting; don't log "never retrieved"
+                future.set_result(False)
         self.account.unregister(self)
         if self._media_started:
             self.account.engine.release(self.peer.id)  # NTgCalls stops it once idle; the hang-up goes out now
@@ -384,17 +391,18 @@ class PrivateCall:
             if task is not current:
                 task.cancel()
 
-    async def _wait(self, future: asyncio.Future[None], timeout: float | None) -> None:
-        await asyncio.wait_for(asyncio.shield(future), timeout)
+    async def _wait(self, future: asyncio.Future[bool], timeout: float | None) -> None:
+        if not await asyncio.wait_for(asyncio.shield(future), timeout):
+            raise CallEnded(self.ended.result())
 
     def _set_state(self, state: CallState) -> None:
         if self.state is not CallState.ENDED:
             self.state = state
 
     @staticmethod
-    def _resolve(future: asyncio.Future[None]) -> None:
+    def _resolve(future: asyncio.Future[bool]) -> None:
         if not future.done():
-            future.set_result(None)
+            future.set_result(True)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.ari.client import AriEvent
+from app.calls import chatside
 from app.telegram.bot import InlineBot, Menu
 from app.telegram.privatecall import PrivateCall
 from app.telegram.sim import Behaviour, SimClient
@@ -249,6 +250,23 @@ async def test_autoreply_is_sent_at_most_once_per_interval(sim_gateway, sim_phon
     await bob.say(GATEWAY_PHONE, "hi again")
     await bob.wait_message(after=1)
     assert len(bob.user.received) == 2
+
+
+async def test_who_wrote_is_forgotten_once_the_autoreply_interval_is_over(sim_gateway, sim_phone, monkeypatch):
+    """Issue 8 item 8: every user who ever wrote was kept for ever (and every user called after a call with a
+    menu): the gateway grew with each new user."""
+    monkeypatch.setattr(chatside, "FORGET_EVERY_S", 0.0, raising=False)  # forget at every message
+    h = handle(sim_gateway)
+    h.messages, h.autoreply, h.autoreply_interval_s = True, "For chat use @support_bot, {name}", 1
+    carol = await sim_phone("carol", Behaviour(record=False))
+    bob = await sim_phone("bob", Behaviour(record=False))
+    await carol.say(GATEWAY_PHONE, "hi")
+    await carol.wait_message()
+    await asyncio.sleep(1.1)  # the interval itself, not an event
+    await bob.say(GATEWAY_PHONE, "hi")
+    await bob.wait_message()
+    assert sim_gateway.gateway.chat_side is not None
+    assert list(sim_gateway.gateway.chat_side._autoreplied) == [(h.name, bob.user.id)]
 
 
 async def test_with_every_switch_off_nothing_at_all_is_sent_into_any_chat(sim_gateway, sim_phone, baresip_factory):

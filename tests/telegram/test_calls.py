@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from app.telegram.account import TelegramAccount
 from app.calls.codes import for_end, for_error
 from app.telegram.callengine import SAMPLE_RATE, SIGNAL_QUIET_MAX_S, SIGNAL_QUIET_S
@@ -121,7 +123,8 @@ async def test_offline_user_never_rings(gateway: TelegramAccount, network: SimNe
     network.add_user("+15559990001", "Frank", username="frank")  # no app online
     call = await gateway.call("@frank")
     end = await asyncio.wait_for(call.ended, RING_TIMEOUT + 5)
-    assert not call._ringing.done() or call._ringing.exception() is not None
+    with pytest.raises(CallEnded):  # it never rang
+        await call.wait_ringing(1)
     assert end.reason is DiscardReason.MISSED
 
 

@@ -148,3 +148,26 @@ def test_a_pbx_whose_unidentified_invite_is_challenged_then_gets_in_is_not_count
     security.flush(now=110.0)
     assert bans(db) == []
     db.close()
+
+
+def test_addresses_are_forgotten_once_their_failures_and_bans_are_over(tmp_path):
+    """Issue 8 item 8: a failure from each of many addresses (a spray) was kept for ever, and so was every ban
+    after it ended: the watcher grew with every address that ever failed."""
+    security, db = watcher(tmp_path, threshold=3)  # a 60 s window, 600 s bans
+    for n in range(1000):
+        security.handle_line(event("ChallengeResponseFailed", "pbx1", f"s{n}", f"10.0.{n // 250}.{n % 250}"), now=100.0)
+    for n in range(3):
+        security.handle_line(event("ChallengeResponseFailed", "pbx1", f"b{n}", "127.0.0.9"), now=100.0 + n)
+    assert security.active_bans(now=103.0) == ["127.0.0.9"]
+    security.flush(now=103.0)
+    assert len(security._failures) == 1000
+
+    security.flush(now=170.0)  # the window is over: their failures no longer count
+    assert (dict(security._failures), security._last_counted) == ({}, {})
+    assert security.active_bans(now=170.0) == ["127.0.0.9"]  # the ban holds
+    security.flush(now=710.0)
+    assert (security.active_bans(now=710.0), security._banned) == ([], {})
+    for n in range(3):  # counting still works afterwards
+        security.handle_line(event("ChallengeResponseFailed", "pbx1", f"c{n}", "10.0.0.1"), now=800.0 + n)
+    assert security.active_bans(now=803.0) == ["10.0.0.1"]
+    db.close()

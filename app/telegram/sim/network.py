@@ -336,10 +336,12 @@ class SimNetwork(BotServer):
 
     def _later(self, delay: float, fn: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
-        timer: asyncio.TimerHandle
+        timer: asyncio.TimerHandle | None = None
 
         def run() -> None:
-            self._timers.discard(timer)
+            nonlocal timer
+            self._timers.discard(timer)  # type: ignore[arg-type]
+            timer = None  # the handle holds this function: a reference cycle if it held the handle after
             fn()
 
         timer = loop.call_later(delay, run)
