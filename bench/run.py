@@ -253,7 +253,9 @@ class Bench:
         """The gateway's VmRSS and its media workers' (as they are now: a restarted worker has a new pid)."""
         return sum(vm_rss_kib(pid) for pid in (self.gw_pid, *child_pids(self.gw_pid, "app.workers.worker")))
 
-    async def stop(self) -> None:
+    async def stop(self, keep: bool = False) -> None:
+        """Everything started is ended; the work directory (logs, data directory) is removed unless `keep`: after
+        a failure, to be read."""
         if getattr(self, "events", None):
             self.events.cancel()
             await self.ari.close()
@@ -270,6 +272,10 @@ class Bench:
             shutil.rmtree(self.pbx.host_dir, ignore_errors=True)
         if self.install is not None:  # the gateway's Asterisk runtime folder in the shared root
             shutil.rmtree(self.install.host_path(runtime_dir_for(self.install, self.work / "gw")), ignore_errors=True)
+        if keep:
+            print(f"logs kept in {self.work}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 TABLE_HEAD = (
@@ -304,6 +310,7 @@ async def main() -> None:
     print(TABLE_HEAD, end="", flush=True)
     for workers in (int(w) for w in args.workers.split(",")):
         bench = Bench(args.seconds, workers)
+        failed = True
         try:
             print(f"<!-- starting the simulator ({max(sizes)} users), tgtrunk with {workers} media workers and a "
                   "PBX Asterisk -->", flush=True)
@@ -312,8 +319,9 @@ async def main() -> None:
                 rows.append(await bench.run(n))
                 print(row_text(rows[-1]), flush=True)
                 await asyncio.sleep(2)
+            failed = False
         finally:
-            await bench.stop()
+            await bench.stop(keep=failed)
     if not args.no_readme and rows:
         write_readme(rows, args)
 

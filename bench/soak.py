@@ -137,6 +137,7 @@ async def main() -> None:
     users = 4 * args.parallel  # a user is called again only after the others: its last call is long stopped
     soak = Soak(args.hold, args.workers)
     samples: list[tuple[int, int]] = []
+    failed = True
     try:
         print(f"starting the simulator ({users} users), tgtrunk and a PBX Asterisk…", flush=True)
         await soak.start(users)
@@ -164,8 +165,9 @@ async def main() -> None:
                 fit = f", {slope(samples):.2f} KiB/call so far" if len(samples) > 1 else ""
                 print(f"{soak.placed} calls, {soak.failed} failed, {time.monotonic() - started:.0f} s: "
                       f"tgtrunk VmRSS {rss / 1024:.1f} MiB{fit}", flush=True)
+        failed = False
     finally:
-        await soak.stop()
+        await soak.stop(keep=failed)
     if len(samples) > 1:
         load = os.getloadavg()
         print(f"after {args.warmup} warm-up calls: {slope(samples):.2f} KiB per call over {samples[-1][0] - samples[0][0]} "
