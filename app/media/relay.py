@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.media.delays import DelayHistogram
-from app.media.rtp import HEADER, VERSION, RtpError, RtpHeader, parse
+from app.media.rtp import HEADER, RtpError, RtpHeader, pack_header_into, parse
 from app.pacing import MediaClock
 
 log = logging.getLogger(__name__)
@@ -179,8 +179,7 @@ class RtpRelay(asyncio.DatagramProtocol):
         if sock is None or remote is None:
             return 0.0
         header = self._header
-        HEADER.pack_into(header, 0, VERSION << 6, (0x80 if self._marker else 0) | self.payload_type,
-                         self._sequence, self._timestamp, self._ssrc)
+        pack_header_into(header, self.payload_type, self._sequence, self._timestamp, self._ssrc, self._marker)
         sent_at = time.perf_counter()
         try:
             sock.sendmsg((header, payload), (), 0, remote)
