@@ -84,10 +84,12 @@ class RecordingPoster:
             log.warning("recording of call %d could not be posted to %s (%s); kept in %s, tried again in %.0f s",
                         record.id, record.recording_chat, reason, path, wait)
             return
+        # The row before the file: a crash in between leaves a stray file, never a second post of the same
+        # recording; and whoever sees the file gone sees the row "posted" (a test read "pending" in between).
+        await asyncio.to_thread(self._update, record.id, "posted", None)
         path.unlink(missing_ok=True)
         self._retry_at.pop(record.id, None)
         self._back_off.pop(record.id, None)
-        await asyncio.to_thread(self._update, record.id, "posted", None)
         log.info("recording of call %d posted to %s (message %d); %s removed", record.id, record.recording_chat,
                  message, path.name)
 
