@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,6 +55,14 @@ class Database:
         SQLModel.metadata.create_all(self.engine)
         self.write_error: str | None = None
         self.held: deque[SQLModel] = deque(maxlen=HELD_ROWS_LIMIT)
+        path = sqlite_path(url)
+        self._data_version = DataVersion(path) if path is not None and str(path) not in ("", ":memory:") else None
+
+    def version(self) -> tuple[int, int] | None:
+        """Different from the last call's answer if the database may have changed since (a write by the CLI in its
+        own process, by the admin API or a call in this one); None when that cannot be told (not an SQLite file):
+        read every time then. For the pollers that re-read rows (line sync, account settings, recordings)."""
+        return None if self._data_version is None else self._data_version.read()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -125,6 +135,42 @@ class Database:
             except OperationalError as exc:
                 log.error("%d held row(s) are lost: the database still cannot be written (%s)", len(self.held), exc.orig)
         self.engine.dispose()
+        if self._data_version is not None:
+            self._data_version.close()
+
+
+class DataVersion:
+    """SQLite's `PRAGMA data_version` on one connection kept for it: it changes when any other connection (another
+    process, or this process's pool) commits to the file. It takes no lock a writer holds (WAL), so the pollers ask
+    it on the event loop's thread in microseconds, instead of reading their rows off the loop every period."""
+
+    def __init__(self, path: Path) -> None:
+        self._connection: sqlite3.Connection | None = None
+        self._path = path
+        self._lock = threading.Lock()
+        self._opened = 0  # a new connection counts afresh: its answers are told apart from the last one's
+
+    def read(self) -> tuple[int, int] | None:
+        with self._lock:
+            try:
+                if self._connection is None:
+                    # A short busy timeout: this runs on the event loop's thread.
+                    self._connection = sqlite3.connect(self._path, timeout=0.05, isolation_level=None,
+                                                       check_same_thread=False)
+                    self._opened += 1
+                return self._opened, int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                self.close_locked()
+                return None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+    def close_locked(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def private_database_file(path: Path) -> None:
