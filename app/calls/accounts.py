@@ -136,7 +136,7 @@ class Accounts:
 
     async def watch_settings(self, db: Database, every_s: float = 1.0, warn_after: int = SETTINGS_WARN_AFTER) -> None:
         failures = 0
-        read_version: tuple[int, int] | None = None
+        read_version: int | None = None
         while True:
             await asyncio.sleep(every_s)  # a polling period, like the line sync's
             version = db.version()

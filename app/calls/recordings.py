@@ -47,7 +47,7 @@ class RecordingPoster:
 
     async def run(self) -> None:
         pending: list[CallRecord] = []
-        read_version: tuple[int, int] | None = None
+        read_version: int | None = None
         while True:
             await asyncio.sleep(self.every_s)  # a polling period, like the line sync's
             version = self.db.version()  # a post or a failed try writes its row: read afresh after either

@@ -60,7 +60,7 @@ class LineSync:
         self._lock = asyncio.Lock()
         self._unserved: set[str] = set()  # lines of the other kind, said once
         self._stored_bans: list[tuple[str, datetime]] = []  # (address, until) as last read
-        self._synced_version: tuple[int, int] | None = None  # the database's version last read and pushed
+        self._synced_version: int | None = None  # the database's version last read and pushed
         self._states: dict[str, str] = {}  # each line's last recorded state, to tell its changes
         self.on_state: Callable[[Line, str | None, str], None] | None = None  # (line, old state, new state)
 
@@ -207,7 +207,7 @@ class LineSync:
                 self.on_state(lines[name], previous.get(name), state)
 
     def _write_status(self, states: dict[str, tuple[str, str]]) -> None:
-        with self.db.session() as session:
+        with self.db.session(unseen=True) as session:  # no poller reads it: not a change to them
             for old in session.exec(select(LineStatus)):
                 if old.name not in states:
                     session.delete(old)
