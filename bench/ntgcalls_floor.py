@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import ntgcalls  # noqa: E402
 from pyrogram.crypto.prime import CURRENT_DH_PRIME  # noqa: E402
 
-from app.telegram.callengine import FRAME_10MS, SAMPLE_RATE, CallMedia, CallEngine, protocol  # noqa: E402
+from app.telegram.callengine import CAPTURE_RATE, FRAME_10MS, SAMPLE_RATE, CallMedia, CallEngine, protocol  # noqa: E402
 
 DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
 
@@ -116,8 +116,9 @@ def cpu_seconds() -> float:
     return time.process_time()
 
 
-async def run(calls: int, seconds: float, fast: bool) -> None:
-    gateway, users = CallEngine(fast_path=fast), CallEngine(fast_path=fast)
+async def run(calls: int, seconds: float, fast: bool, capture_rate: int = CAPTURE_RATE) -> None:
+    gateway, users = (CallEngine(fast_path=fast, capture_rate=capture_rate),
+                      CallEngine(fast_path=fast, capture_rate=capture_rate))
     legs: list[Leg] = []
     for peer_id in range(1, calls + 1):
         caller, callee = Leg(gateway, peer_id, users), Leg(users, peer_id, gateway)
@@ -141,7 +142,7 @@ async def run(calls: int, seconds: float, fast: bool) -> None:
     wall = time.monotonic() - wall0
     cpu = cpu_seconds() - cpu0
     frames = sorted((leg.heard - h0) / wall for leg, h0 in zip(legs, heard0))
-    print(f"path={'fast' if fast else 'old'} calls={calls} legs={len(legs)} seconds={wall:.1f}: "
+    print(f"path={'fast' if fast else 'old'} capture={capture_rate} calls={calls} legs={len(legs)} seconds={wall:.1f}: "
           f"CPU {100 * cpu / wall:.1f} % of one core, {100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
           f"{frames[len(frames) // 2]:.1f}, lowest {frames[0]:.1f} (of 100)")
     await gateway.close()
@@ -153,6 +154,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--path", choices=("fast", "old"), default="fast")
+    parser.add_argument("--capture-rate", type=int, default=CAPTURE_RATE,
+                        help="the rate NTgCalls' EXTERNAL source is given (8000: as before, NTgCalls resamples)")
     parser.add_argument("--burst", action="store_true", help="set up all calls at once and time their setup")
     parser.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
                         help="run ROUNDS of each path, alternating, and print the ratio")
@@ -162,7 +165,7 @@ def main() -> None:
     elif args.burst:
         asyncio.run(burst(args.calls, args.path == "fast"))
     else:
-        asyncio.run(run(args.calls, args.seconds, args.path == "fast"))
+        asyncio.run(run(args.calls, args.seconds, args.path == "fast", args.capture_rate))
     # The NTgCalls instances are in reference cycles: freed now, not at exit, where NTgCalls' log thread calling
     # into a finalizing interpreter aborts the process (as in bench/teardown_stress.py).
     gc.collect()
