@@ -10,6 +10,8 @@ Prints this process's CPU (all threads, % of one core) per call leg and the fram
 `--path old` drives NTgCalls as before issue 12 (`CallEngine(fast_path=False)`); `--compare N` runs N rounds of
 each path, alternating, each in a fresh process, and prints both medians and their ratio (fast / old).
 `--burst` sets all calls up at once instead (frames flowing from each create on) and times their setup.
+`--rate 48000` runs both engines' EXTERNAL source and PLAYBACK at that rate (a tone made at it, no resampling in
+Python): what NTgCalls saves when it need not resample (bench/README.md, "tgtrunk's own CPU").
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ sys.path.insert(0, str(ROOT))
 import ntgcalls  # noqa: E402
 from pyrogram.crypto.prime import CURRENT_DH_PRIME  # noqa: E402
 
-from app.telegram.callengine import CAPTURE_RATE, FRAME_10MS, SAMPLE_RATE, CallMedia, CallEngine, protocol  # noqa: E402
+from app.telegram.callengine import FRAME_10MS, SAMPLE_RATE, CallMedia, CallEngine, protocol  # noqa: E402
 
 DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
 
 
-def tone(hz: float, seconds: float) -> bytes:
-    n = int(SAMPLE_RATE * seconds)
-    return array("h", (int(8000 * math.sin(2 * math.pi * hz * i / SAMPLE_RATE)) for i in range(n))).tobytes()
+def tone(hz: float, seconds: float, rate: int = SAMPLE_RATE) -> bytes:
+    n = int(rate * seconds)
+    return array("h", (int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(n))).tobytes()
 
 
 class Leg:
@@ -61,7 +63,7 @@ class Leg:
             self.connected.set_result(None)
 
     def _frame(self, pcm: bytes, _posted_at: float) -> None:  # on NTgCalls' thread
-        self.heard += len(pcm) // FRAME_10MS
+        self.heard += len(pcm) // self.engine.frame_bytes
 
 
 async def connect(caller: Leg, callee: Leg) -> None:
@@ -116,17 +118,17 @@ def cpu_seconds() -> float:
     return time.process_time()
 
 
-async def run(calls: int, seconds: float, fast: bool, capture_rate: int = CAPTURE_RATE) -> None:
-    gateway, users = (CallEngine(fast_path=fast, capture_rate=capture_rate),
-                      CallEngine(fast_path=fast, capture_rate=capture_rate))
+async def run(calls: int, seconds: float, fast: bool, rate: int = SAMPLE_RATE) -> None:
+    gateway, users = CallEngine(fast_path=fast, sample_rate=rate), CallEngine(fast_path=fast, sample_rate=rate)
     legs: list[Leg] = []
     for peer_id in range(1, calls + 1):
         caller, callee = Leg(gateway, peer_id, users), Leg(users, peer_id, gateway)
         await connect(caller, callee)
         legs += [caller, callee]
     print(f"{calls} calls connected ({len(legs)} legs)", file=sys.stderr)
-    audio = tone(1000, 1.0)
-    tick = 2 * FRAME_10MS
+    audio = tone(1000, 1.0, rate)
+    frame = gateway.frame_bytes
+    tick = 2 * frame
     loop = asyncio.get_running_loop()
     cpu0, wall0 = cpu_seconds(), time.monotonic()
     heard0 = [leg.heard for leg in legs]
@@ -135,14 +137,14 @@ async def run(calls: int, seconds: float, fast: bool, capture_rate: int = CAPTUR
         chunk = audio[offset : offset + tick]
         offset = (offset + tick) % (len(audio) - tick)
         for leg in legs:
-            leg.engine.push_frame(leg.peer_id, chunk[:FRAME_10MS])
-            leg.engine.push_frame(leg.peer_id, chunk[FRAME_10MS:])
+            leg.engine.push_frame(leg.peer_id, chunk[:frame])
+            leg.engine.push_frame(leg.peer_id, chunk[frame:])
         next_at += 0.020
         await asyncio.sleep(max(next_at - loop.time(), 0.0))
     wall = time.monotonic() - wall0
     cpu = cpu_seconds() - cpu0
     frames = sorted((leg.heard - h0) / wall for leg, h0 in zip(legs, heard0))
-    print(f"path={'fast' if fast else 'old'} capture={capture_rate} calls={calls} legs={len(legs)} seconds={wall:.1f}: "
+    print(f"path={'fast' if fast else 'old'} rate={rate} calls={calls} legs={len(legs)} seconds={wall:.1f}: "
           f"CPU {100 * cpu / wall:.1f} % of one core, {100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
           f"{frames[len(frames) // 2]:.1f}, lowest {frames[0]:.1f} (of 100)")
     await gateway.close()
@@ -154,8 +156,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--path", choices=("fast", "old"), default="fast")
-    parser.add_argument("--capture-rate", type=int, default=CAPTURE_RATE,
-                        help="the rate NTgCalls' EXTERNAL source is given (8000: as before, NTgCalls resamples)")
+    parser.add_argument("--rate", type=int, default=SAMPLE_RATE,
+                        help="PCM rate of both engines' EXTERNAL source and PLAYBACK (default %(default)s)")
     parser.add_argument("--burst", action="store_true", help="set up all calls at once and time their setup")
     parser.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
                         help="run ROUNDS of each path, alternating, and print the ratio")
@@ -165,7 +167,7 @@ def main() -> None:
     elif args.burst:
         asyncio.run(burst(args.calls, args.path == "fast"))
     else:
-        asyncio.run(run(args.calls, args.seconds, args.path == "fast", args.capture_rate))
+        asyncio.run(run(args.calls, args.seconds, args.path == "fast", args.rate))
     # The NTgCalls instances are in reference cycles: freed now, not at exit, where NTgCalls' log thread calling
     # into a finalizing interpreter aborts the process (as in bench/teardown_stress.py).
     gc.collect()

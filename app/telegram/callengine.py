@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import ntgcalls
-import numpy as np
-import soxr
 
 from app.pacing import TICK_S
 from app.telegram import threadstate
@@ -32,12 +30,6 @@ log = logging.getLogger(__name__)
 # chooses 8 kHz for Asterisk: app/calls/mediabridge.py). NTgCalls resamples to Opus' 48 kHz natively.
 SAMPLE_RATE = 8_000
 CHANNELS = 1
-# The rate NTgCalls' EXTERNAL source (our audio to Telegram) is declared at. Frames pushed at the engine's rate are
-# resampled to it in C by soxr, one stream per call: NTgCalls encodes Opus at 48 kHz, and its own (WebRTC)
-# resampler cost more per call than soxr does (bench/README.md, "tgtrunk's own CPU"). soxr's QQ is the one
-# quality that streams 10 ms in, 10 ms out (0.25 ms delay); LQ and above hold 20-40 ms in blocks.
-CAPTURE_RATE = 48_000
-CAPTURE_QUALITY = "QQ"
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 16-bit mono at SAMPLE_RATE
 FRAME_10MS = 10 * BYTES_PER_MS
 
@@ -221,16 +213,12 @@ class CallEngine(MediaSinks):
     media_in_worker = False  # `RemoteCallEngine`'s worker feeds NTgCalls itself: callers push no audio then
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, sample_rate: int = SAMPLE_RATE,
-                 fast_path: bool = True, calls_per_instance: int = CALLS_PER_INSTANCE,
-                 capture_rate: int = CAPTURE_RATE) -> None:
+                 fast_path: bool = True, calls_per_instance: int = CALLS_PER_INSTANCE) -> None:
         """`fast_path=False` is the path before issue 12 (a thread state made per callback, one executor job and
         one future per frame), kept so `bench/ntgcalls_floor.py` can measure both in one run."""
         self.loop = loop or asyncio.get_running_loop()
         self.sample_rate = sample_rate
-        self.frame_bytes = sample_rate * 2 // 100  # one 10 ms frame as pushed
-        self.capture_rate = capture_rate  # what NTgCalls' EXTERNAL source is given: 10 ms frames at this rate
-        self._capture_frame = capture_rate * 2 // 100
-        self._resamplers: dict[int, soxr.ResampleStream] = {}  # per call, when capture_rate != sample_rate
+        self.frame_bytes = sample_rate * 2 // 100  # one 10 ms frame: what NTgCalls' EXTERNAL source wants
         if not cpu_has_avx2():
             log.warning("this CPU has no AVX2: NTgCalls' bundled openh264 may crash (SIGILL); calls are audio-only")
         self._keep_thread_states = fast_path
@@ -347,7 +335,7 @@ class CallEngine(MediaSinks):
             lambda: self._place(peer_id).create_p2p_call(peer_id),
             lambda: self._instance(peer_id).set_stream_sources(
                 peer_id, ntgcalls.StreamMode.CAPTURE,
-                ntgcalls.MediaDescription(external_audio(self.capture_rate), None, None, None)),
+                ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None)),
         ], unless_released=media)
 
     async def attach_playback(self, peer_id: int) -> None:
@@ -387,8 +375,6 @@ class CallEngine(MediaSinks):
         Dropped while the call is being stopped or its streams set up (see `_in_turn`)."""
         if peer_id in self._stopping or peer_id in self._frames_held:
             return
-        if self.capture_rate != self.sample_rate:
-            pcm = self._resample(peer_id, pcm)
         ntg = self._instance(peer_id)
         if self._sender is not None:
             self._last_frame[peer_id] = self._sender.push(ntg, peer_id, pcm)
@@ -399,19 +385,6 @@ class CallEngine(MediaSinks):
         if sent not in frames:
             frames.add(sent)
             sent.add_done_callback(frames.discard)
-
-    def _resample(self, peer_id: int, pcm: bytes) -> bytes:
-        stream = self._resamplers.get(peer_id)
-        if stream is None:
-            stream = self._resamplers[peer_id] = soxr.ResampleStream(
-                self.sample_rate, self.capture_rate, CHANNELS, dtype="int16", quality=CAPTURE_QUALITY)
-            # Its first output is short by the filter's delay: primed with silence, every 10 ms in then gives
-            # exactly 10 ms out, so no frame is ever split (NTgCalls wants exactly 10 ms).
-            stream.resample_chunk(np.zeros(len(pcm) // 2, np.int16))
-        out = stream.resample_chunk(np.frombuffer(pcm, np.int16)).tobytes()
-        if len(out) != self._capture_frame:  # not 10 ms in (a caller's mistake): NTgCalls would drop or warp it
-            out = out[: self._capture_frame].ljust(self._capture_frame, b"\0")
-        return out
 
     async def _op(self, peer_id: int, start: Callable[[], Awaitable[T]]) -> T:
         if peer_id in self._stopping:
@@ -492,7 +465,6 @@ class CallEngine(MediaSinks):
             self._last_signal.pop(peer_id, None)
             self._frame_sends.pop(peer_id, None)
             self._last_frame.pop(peer_id, None)
-            self._resamplers.pop(peer_id, None)
             self._connecting.pop(peer_id, None)
             self._playing.discard(peer_id)
             full = self._forget(peer_id)
