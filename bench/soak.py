@@ -167,10 +167,13 @@ async def main() -> None:
             if soak.placed >= args.warmup and (soak.placed - args.warmup) % args.every == 0:
                 await soak.settle()
                 rss = soak.tgtrunk_rss_kib()
+                gateway_rss = run.vm_rss_kib(soak.gw_pid)
                 samples.append((soak.placed, rss))
                 fit = f", {slope(samples):.2f} KiB/call so far" if len(samples) > 1 else ""
+                parts = f" (gateway {gateway_rss / 1024:.1f}, workers {(rss - gateway_rss) / 1024:.1f})" \
+                    if args.workers else ""
                 print(f"{soak.placed} calls, {soak.failed} failed, {time.monotonic() - started:.0f} s: "
-                      f"tgtrunk VmRSS {rss / 1024:.1f} MiB{fit}", flush=True)
+                      f"tgtrunk VmRSS {rss / 1024:.1f} MiB{parts}{fit}", flush=True)
         failed = False
     finally:
         await soak.stop(keep=failed)
