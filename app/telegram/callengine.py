@@ -51,6 +51,15 @@ SIGNAL_QUIET_MAX_S = 3.0  # a call still signaling after this long is stopped an
 # state comes before NTgCalls' own 10 s timeout, and a new call with the same user waits for this stop.
 CONNECT_SETTLE_S = 2.0
 _PLAYBACK = ntgcalls.StreamMode.PLAYBACK
+# NTgCalls 3.0.5's close uses freed memory: it destroys the call's incoming audio channel (its webrtc receive
+# stream) and then its webrtc::Call in one task on its worker thread, while the receive stream's removal from the
+# Call's RTP demuxer was posted to its network thread (RtpStreamReceiverController::Receiver::~Receiver), which
+# then runs it on the destroyed demuxer: usually unnoticed, now and then SIGSEGV in RtpDemuxer::RemoveSink or heap
+# corruption (uprobes over bench/teardown_stress.py: 72 of 100 such removals ran after the Call was gone;
+# bench/README.md, "Crash safety"). A call's PLAYBACK is detached before it is stopped: NTgCalls then clears the
+# incoming channels (`enableAudioIncoming(false)`) while the Call is alive, and the stop waits SIGNAL_QUIET_S after
+# that, so the removals have run and the close has no receive stream left to tear down.
+_NO_MEDIA = ntgcalls.MediaDescription(None, None, None, None)
 _SETTLED = (ntgcalls.ConnectionState.CONNECTED, ntgcalls.ConnectionState.FAILED,
             ntgcalls.ConnectionState.TIMEOUT, ntgcalls.ConnectionState.CLOSED)
 # NTgCalls 3.0.5 keeps part of every call it ran (its negotiation state: payload-type maps, a few KiB of heap a call,
@@ -233,6 +242,7 @@ class CallEngine(MediaSinks):
         self._stop_tasks: set[asyncio.Task[None]] = set()
         self._last_signal: dict[int, float] = {}
         self._connecting: dict[int, float] = {}  # connect_p2p called (monotonic), no settled state reported yet
+        self._playing: set[int] = set()  # calls with PLAYBACK attached: detached before they are stopped
 
     def _new_instance(self) -> ntgcalls.NTgCalls:
         ntg = ntgcalls.NTgCalls()
@@ -331,6 +341,7 @@ class CallEngine(MediaSinks):
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
+        self._playing.add(peer_id)  # before: a call released meanwhile may have it attached all the same
         await self._in_turn(peer_id, [lambda: self._instance(peer_id).set_stream_sources(
             peer_id, ntgcalls.StreamMode.PLAYBACK,
             ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None))])
@@ -443,6 +454,7 @@ class CallEngine(MediaSinks):
                     log.warning("%d NTgCalls operations for %s still running after %.0f s; stopping anyway",
                                 len(late), peer_id, OP_DRAIN_TIMEOUT_S)
             await self._connection_settled(peer_id)
+            await self._detach_playback(peer_id)
             await self._signaling_quiet(peer_id)
             async with _lifecycle_lock():
                 await self._instance(peer_id).stop(peer_id)
@@ -455,6 +467,7 @@ class CallEngine(MediaSinks):
             self._frame_sends.pop(peer_id, None)
             self._last_frame.pop(peer_id, None)
             self._connecting.pop(peer_id, None)
+            self._playing.discard(peer_id)
             full = self._forget(peer_id)
             del self._stopping[peer_id]
             if not done.done():
@@ -473,6 +486,20 @@ class CallEngine(MediaSinks):
             if time.monotonic() >= connected_at + CONNECT_SETTLE_S:
                 return
             await asyncio.sleep(0.02)
+
+    async def _detach_playback(self, peer_id: int) -> None:
+        """Detach the call's PLAYBACK (see _NO_MEDIA); what that posted to NTgCalls' threads runs while the stop
+        waits for quiet, which counts from here."""
+        if peer_id not in self._playing:
+            return  # never attached: NTgCalls made no incoming channel for it
+        try:
+            async with _lifecycle_lock():
+                await self._instance(peer_id).set_stream_sources(peer_id, _PLAYBACK, _NO_MEDIA)
+        except ntgcalls.ConnectionNotFound:
+            raise  # NTgCalls ended the call itself: nothing to stop
+        except Exception:  # noqa: BLE001 - the call is stopped all the same
+            log.warning("detaching playback of %s before its stop failed", peer_id, exc_info=True)
+        self._last_signal[peer_id] = time.monotonic()
 
     async def _signaling_quiet(self, peer_id: int) -> None:
         """Until no signaling went to or came from NTgCalls for this call for SIGNAL_QUIET_S (at most
