@@ -136,8 +136,12 @@ class Accounts:
 
     async def watch_settings(self, db: Database, every_s: float = 1.0, warn_after: int = SETTINGS_WARN_AFTER) -> None:
         failures = 0
+        read_version: int | None = None
         while True:
             await asyncio.sleep(every_s)  # a polling period, like the line sync's
+            version = db.version()
+            if version is not None and version == read_version:
+                continue  # nothing was written since the last read
             try:
                 await asyncio.to_thread(self.refresh_settings, db)
             except Exception as exc:  # noqa: BLE001 - a locked or busy database is retried next period
@@ -151,6 +155,7 @@ class Accounts:
             if failures >= warn_after:
                 log.info("account settings are read again after %d failed tries", failures)
             failures = 0
+            read_version = version
 
     async def stop(self) -> None:
         for handle in self.handles.values():

@@ -46,9 +46,15 @@ class RecordingPoster:
         self._back_off: dict[int, float] = {}
 
     async def run(self) -> None:
+        pending: list[CallRecord] = []
+        read_version: int | None = None
         while True:
             await asyncio.sleep(self.every_s)  # a polling period, like the line sync's
-            for record in await asyncio.to_thread(self._pending):
+            version = self.db.version()  # a post or a failed try writes its row: read afresh after either
+            if version is None or version != read_version:
+                pending = await asyncio.to_thread(self._pending)
+                read_version = version
+            for record in pending:
                 assert record.id is not None
                 if time.monotonic() >= self._retry_at.get(record.id, 0.0):
                     await self._post(record)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,6 +35,10 @@ async def _no_registrations() -> str:
     return ""
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+
+
 class LineSync:
     """`routes_only`: on the user's own Asterisk (external mode) only `stasis` lines (routes) are served and nothing
     is pushed there; on the bundled Asterisk every other mode is, and routes are not."""
@@ -54,6 +59,8 @@ class LineSync:
         self.lines: dict[str, Line] = {}
         self._lock = asyncio.Lock()
         self._unserved: set[str] = set()  # lines of the other kind, said once
+        self._stored_bans: list[tuple[str, datetime]] = []  # (address, until) as last read
+        self._synced_version: int | None = None  # the database's version last read and pushed
         self._states: dict[str, str] = {}  # each line's last recorded state, to tell its changes
         self.on_state: Callable[[Line, str | None, str], None] | None = None  # (line, old state, new state)
 
@@ -67,36 +74,49 @@ class LineSync:
         """Asterisk restarted with nothing pushed: the next sync pushes everything."""
         self.pushed.clear()
         self.pushed_bans = None
+        self._synced_version = None
 
     async def sync(self) -> None:
+        """Reads the lines and bans only when the database changed (`Database.version`), and pushes what differs."""
         async with self._lock:
-            lines, stored_bans = await asyncio.to_thread(self._read)  # off the loop: the calls' audio runs on it
-            bans = sorted(stored_bans.union(self.memory_bans()))
-            served = [line for line in lines if (line.mode is LineMode.STASIS) == self.routes_only]
-            previous, self.lines = self.lines, {line.name: line for line in served}
-            for name, line in self.lines.items():
-                if name in previous and line.model_dump() != previous[name].model_dump():
-                    log.info("line %s changed: the running gateway uses its new settings", name)
-            for line in lines:
-                if line.name not in self.lines and line.name not in self._unserved:
-                    self._unserved.add(line.name)
-                    log.warning("line %s (%s) is not used: %s", line.name, line.mode.value,
-                                "a route on your own Asterisk needs TGTRUNK_ARI_URL" if line.mode is LineMode.STASIS
-                                else "with TGTRUNK_ARI_URL only stasis lines (routes) are served")
-            if self.routes_only:
-                return
-            lines = served
-            await self._sync_bans(bans)
-            await self._sync_objects(lines)
+            version = self.db.version()  # before the read: a change made during it is read next time
+            read = version is None or version != self._synced_version
+            if read:
+                lines, self._stored_bans = await asyncio.to_thread(self._read)  # off the loop: audio runs on it
+                self._take(lines)
+            now = utcnow()
+            bans = sorted({address for address, until in self._stored_bans if until > now}
+                          .union(self.memory_bans()))
+            complete = True
+            if not self.routes_only:
+                await self._sync_bans(bans)
+                if read:
+                    complete = await self._sync_objects(list(self.lines.values()))
+            # An object Asterisk refused is tried again next time, as before.
+            self._synced_version = version if complete else None
 
-    def _read(self) -> tuple[list[Line], set[str]]:
+    def _take(self, lines: list[Line]) -> None:
+        served = [line for line in lines if (line.mode is LineMode.STASIS) == self.routes_only]
+        previous, self.lines = self.lines, {line.name: line for line in served}
+        for name, line in self.lines.items():
+            if name in previous and line.model_dump() != previous[name].model_dump():
+                log.info("line %s changed: the running gateway uses its new settings", name)
+        for line in lines:
+            if line.name not in self.lines and line.name not in self._unserved:
+                self._unserved.add(line.name)
+                log.warning("line %s (%s) is not used: %s", line.name, line.mode.value,
+                            "a route on your own Asterisk needs TGTRUNK_ARI_URL" if line.mode is LineMode.STASIS
+                            else "with TGTRUNK_ARI_URL only stasis lines (routes) are served")
+
+    def _read(self) -> tuple[list[Line], list[tuple[str, datetime]]]:
         now = utcnow()
         with self.db.session() as session:
             lines = list(session.exec(select(Line).order_by(Line.priority.desc(), Line.name)))
-            bans = {b.address for b in session.exec(select(Ban).where(Ban.until > now))}
+            bans = [(b.address, _aware(b.until)) for b in session.exec(select(Ban).where(Ban.until > now))]
         return lines, bans
 
-    async def _sync_objects(self, lines: list[Line]) -> None:
+    async def _sync_objects(self, lines: list[Line]) -> bool:
+        """False if Asterisk refused an object."""
         desired: dict[tuple[str, str], PjsipObject] = {}
         for line in lines:
             for obj in objects_for_line(line):
@@ -111,15 +131,18 @@ class LineSync:
             await self.ari.delete_config(CONFIG_CLASS, obj.kind, obj.id)
             del self.pushed[obj.key]
         fresh = [obj for key, obj in desired.items() if key not in self.pushed]
+        refused = False
         for obj in sorted(fresh, key=lambda o: PUSH_ORDER.index(o.kind)):
             try:
                 await self.ari.put_config(CONFIG_CLASS, obj.kind, obj.id, list(obj.fields))
             except AriError as exc:
                 log.error("line object %s/%s was refused by Asterisk: %s", obj.kind, obj.id, exc.message)
+                refused = True
                 continue
             self.pushed[obj.key] = obj
         if stale or fresh:
             log.info("lines in sync: %d line(s), %d object(s) changed", len(lines), len(stale) + len(fresh))
+        return not refused
 
     async def _sync_bans(self, bans: list[str]) -> None:
         if tuple(bans) == self.pushed_bans:
@@ -132,7 +155,7 @@ class LineSync:
         self.pushed_bans = tuple(bans)
 
     async def run(self, ready: asyncio.Event) -> None:
-        """Poll the database: a change made by the CLI or the API reaches Asterisk within a second."""
+        """Poll the database's version: a change made by the CLI or the API reaches Asterisk within a second."""
         last_status = 0.0
         loop = asyncio.get_running_loop()
         failing_since: float | None = None
@@ -184,7 +207,7 @@ class LineSync:
                 self.on_state(lines[name], previous.get(name), state)
 
     def _write_status(self, states: dict[str, tuple[str, str]]) -> None:
-        with self.db.session() as session:
+        with self.db.session(unseen=True) as session:  # no poller reads it: not a change to them
             for old in session.exec(select(LineStatus)):
                 if old.name not in states:
                     session.delete(old)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
 from app.store.backup import copy_database, sqlite_path, timestamped
@@ -53,10 +56,28 @@ class Database:
         SQLModel.metadata.create_all(self.engine)
         self.write_error: str | None = None
         self.held: deque[SQLModel] = deque(maxlen=HELD_ROWS_LIMIT)
+        path = sqlite_path(url)
+        self._data_version = DataVersion(path) if path is not None and str(path) not in ("", ":memory:") else None
+
+    def version(self) -> int | None:
+        """Different from the last call's answer if the database may have changed since (a write by the CLI in its
+        own process, by the admin API or a call in this one); None when that cannot be told (not an SQLite file):
+        read every time then. For the pollers that re-read rows (line sync, account settings, recordings)."""
+        return None if self._data_version is None else self._data_version.read()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+    def session(self, unseen: bool = False) -> Iterator[Session]:
+        """`unseen`: its writes do not change `version()` (for rows no poller reads: the line status)."""
+        if unseen and self._data_version is not None:
+            with self._data_version.writing() as engine, self._session(engine) as session:
+                yield session
+        else:
+            with self._session(self.engine) as session:
+                yield session
+
+    @contextmanager
+    def _session(self, engine: Engine) -> Iterator[Session]:
+        with Session(engine, expire_on_commit=False) as session:
             event.listen(session, "after_flush", _mark_written)
             try:
                 yield session
@@ -125,6 +146,49 @@ class Database:
             except OperationalError as exc:
                 log.error("%d held row(s) are lost: the database still cannot be written (%s)", len(self.held), exc.orig)
         self.engine.dispose()
+        if self._data_version is not None:
+            self._data_version.close()
+
+
+class DataVersion:
+    """SQLite's `PRAGMA data_version` on one connection kept for it: it changes when any other connection (another
+    process, or this process's pool) commits to the file. It takes no lock a writer holds (WAL), so the pollers ask
+    it on the event loop's thread in microseconds, instead of reading their rows off the loop every period.
+
+    Writes through `writing()` go through that same connection, so they do not change it: the line status, written
+    every 2 s and polled by nobody, would otherwise make every poller read its rows every 2 s."""
+
+    READ_BUSY_MS = 50  # reads run on the event loop's thread: never wait long
+    WRITE_BUSY_MS = 30_000  # as the pool's connections (_sqlite_pragmas)
+
+    def __init__(self, path: Path) -> None:
+        self._connection = sqlite3.connect(path, timeout=self.READ_BUSY_MS / 1000, check_same_thread=False)
+        self._lock = threading.Lock()  # a write through the connection holds it throughout
+        self._engine = create_engine("sqlite://", creator=lambda: self._connection, poolclass=StaticPool)
+
+    def read(self) -> int | None:
+        if not self._lock.acquire(blocking=False):
+            return None  # a write through it is under way (it may wait for a lock): "maybe changed"
+        try:
+            return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def writing(self) -> Iterator[Engine]:
+        with self._lock:
+            self._connection.execute(f"PRAGMA busy_timeout={self.WRITE_BUSY_MS}")
+            try:
+                yield self._engine
+            finally:
+                self._connection.execute(f"PRAGMA busy_timeout={self.READ_BUSY_MS}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._engine.dispose()
+            self._connection.close()
 
 
 def private_database_file(path: Path) -> None:

@@ -27,7 +27,7 @@ async def test_on_the_sender_thread_the_binding_sends_at_once() -> None:
         return engine.ntg.send_external_frame(424242, ntgcalls.StreamDevice.MICROPHONE, bytes(FRAME_10MS),
                                               ntgcalls.FrameData())
     with pytest.raises(ntgcalls.ConnectionNotFound):  # raised there and then: the job ran inline
-        await asyncio.wrap_future(sender._thread.submit(send_to_nobody))
+        await asyncio.wrap_future(sender.submit(send_to_nobody))
     with pytest.raises(ntgcalls.ConnectionNotFound):  # elsewhere a future, as before
         await send_to_nobody()  # type: ignore[misc]
     await engine.close()
@@ -68,7 +68,7 @@ async def test_a_stop_waits_for_the_batch_holding_the_calls_frames() -> None:
     engine.attach(7, _media())
     await engine.create(7)
     gate = threading.Event()
-    blocked = sender._thread.submit(gate.wait, 10)  # the sender's thread is busy: the next batch waits
+    blocked = sender.submit(lambda: gate.wait(10))  # the sender's thread is busy: the next batch waits
     engine.push_frame(7, bytes(FRAME_10MS))
     stopping = engine.release(7)
     with pytest.raises(TimeoutError):
@@ -90,7 +90,7 @@ async def test_a_call_whose_frames_are_still_queued_does_not_hold_up_another_cal
         engine.attach(peer, _media())
     await engine.create(5)
     gate = threading.Event()
-    blocked = sender._thread.submit(gate.wait, 10)  # call 5's next frames stay queued meanwhile
+    blocked = sender.submit(lambda: gate.wait(10))  # call 5's next frames stay queued meanwhile
     engine.push_frame(5, bytes(FRAME_10MS))
     playback = asyncio.ensure_future(engine.attach_playback(5))  # waits for call 5's frames
     try:
@@ -102,3 +102,12 @@ async def test_a_call_whose_frames_are_still_queued_does_not_hold_up_another_cal
         await asyncio.wrap_future(blocked)
         await asyncio.wait_for(playback, 5)
     await engine.close()
+
+
+async def test_the_senders_own_thread_runs_what_is_queued_in_order() -> None:
+    """The sender's thread is its own now (woken through a bare lock, not a thread pool's queue)."""
+    sender = FrameSender.shared(asyncio.get_running_loop())
+    ran: list[tuple[int, str]] = []
+    jobs = [sender.submit(lambda n=n: ran.append((n, threading.current_thread().name))) for n in range(50)]
+    await asyncio.wait_for(asyncio.wrap_future(jobs[-1]), 5)
+    assert ran == [(n, "ntgcalls-frames") for n in range(50)]
