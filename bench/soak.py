@@ -110,12 +110,18 @@ class Soak(Bench):
         return records[0]["id"] if records else 0  # type: ignore[index]
 
     async def settle(self, timeout: float = 60.0) -> None:
-        """Until every call placed has its record and nothing is active (their NTgCalls calls stopped)."""
+        """Until every call placed has its record and nothing is active (their NTgCalls calls stopped), and no
+        replaced media worker is still stopping (its RSS is counted while it runs: after `timeout`, it is)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = await self._admin("/api/status")
             if await self.last_record_id() >= self.placed and not any(status["active_calls"].values()):  # type: ignore[index]
                 await asyncio.sleep(1.0)  # NTgCalls stops a call in the background after the record
+                while len(run.child_pids(self.gw_pid, "app.workers.worker")) > self.workers:
+                    if time.monotonic() > deadline:
+                        print(f"soak: a replaced media worker still runs after {timeout:.0f} s", file=sys.stderr)
+                        return
+                    await asyncio.sleep(0.2)
                 return
             await asyncio.sleep(0.2)
         print(f"soak: calls still active after {timeout:.0f} s", file=sys.stderr)
@@ -161,10 +167,13 @@ async def main() -> None:
             if soak.placed >= args.warmup and (soak.placed - args.warmup) % args.every == 0:
                 await soak.settle()
                 rss = soak.tgtrunk_rss_kib()
+                gateway_rss = run.vm_rss_kib(soak.gw_pid)
                 samples.append((soak.placed, rss))
                 fit = f", {slope(samples):.2f} KiB/call so far" if len(samples) > 1 else ""
+                parts = f" (gateway {gateway_rss / 1024:.1f}, workers {(rss - gateway_rss) / 1024:.1f})" \
+                    if args.workers else ""
                 print(f"{soak.placed} calls, {soak.failed} failed, {time.monotonic() - started:.0f} s: "
-                      f"tgtrunk VmRSS {rss / 1024:.1f} MiB{fit}", flush=True)
+                      f"tgtrunk VmRSS {rss / 1024:.1f} MiB{parts}{fit}", flush=True)
         failed = False
     finally:
         await soak.stop(keep=failed)

@@ -239,9 +239,16 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+SQLITE_CACHE_KIB = 128  # per connection; SQLite's default is 2 MiB
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    # WAL lets `serve` read while the CLI writes; the busy timeout waits instead of failing.
+    # WAL lets `serve` read while the CLI writes; the busy timeout waits instead of failing. Each pooled connection
+    # keeps every page it touched up to its cache size, and new call records mean new pages: with SQLite's 2 MiB
+    # the gateway grew ~0.9 KiB a call for thousands of calls (bench/README.md, "Memory per call"). A write or a
+    # look-up touches a few pages of each B-tree; the rest is read again from the OS' file cache.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()

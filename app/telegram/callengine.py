@@ -62,10 +62,11 @@ _PLAYBACK = ntgcalls.StreamMode.PLAYBACK
 _NO_MEDIA = ntgcalls.MediaDescription(None, None, None, None)
 _SETTLED = (ntgcalls.ConnectionState.CONNECTED, ntgcalls.ConnectionState.FAILED,
             ntgcalls.ConnectionState.TIMEOUT, ntgcalls.ConnectionState.CLOSED)
-# NTgCalls 3.0.5 keeps part of every call it ran (its negotiation state: ICE candidates, payload-type maps, ~3 KiB
-# of heap a call, heaptrack over bench/soak.py) until its instance is destroyed. So an instance takes this many
-# calls; the next go to a fresh one, and the old one is destroyed once its last call is stopped (bench/README.md,
-# "Memory per call"). A fresh instance costs ~0.2 ms to make and ~2 ms to destroy.
+# NTgCalls 3.0.5 keeps part of every call it ran (its negotiation state: payload-type maps, a few KiB of heap a call,
+# heaptrack over bench/soak.py) until its instance is destroyed. So an instance takes this many calls; the next go
+# to a fresh one, and the old one is destroyed once its last call is stopped (bench/README.md, "Memory per call").
+# A fresh instance costs ~0.2 ms to make and ~2 ms to destroy. What NTgCalls keeps for the process (each remote ICE
+# candidate, ~0.5 KiB, never freed) only a process' end gives back: media workers are replaced (app/workers/pool.py).
 CALLS_PER_INSTANCE = 20
 RETIRE_AFTER_S = 5.0  # after its last stop: what NTgCalls still posted to the instance's threads has run
 

@@ -4,6 +4,10 @@ process, and `RemoteCallEngine`, which gives `PrivateCall` CallEngine's API with
 A call is placed on the worker with the fewest calls. A worker that dies ends only its own calls: their pending
 requests fail and each call hears `on_failure(CallFailed("media worker lost"))`; the pool starts a new process in
 its place (a worker dying again within `FAST_DEATH_S` of its start waits `RESTART_BACKOFF_S` first).
+
+A worker that has taken `calls_per_worker` calls is replaced: a fresh process takes its place for new calls, and
+the old one is stopped once its last call is released. NTgCalls 3.0.5 keeps part of every call for as long as its
+process lives (bench/README.md, "Memory per call"); only the end of the process gives it back.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ WORKER_LOST = "media worker lost"
 FAST_DEATH_S = 5.0
 RESTART_BACKOFF_S = 2.0
 STOP_TIMEOUT_S = 15.0  # a worker stops its NTgCalls calls before it exits (up to a few seconds each)
+CALLS_PER_WORKER = 200  # ~1.4 KiB of native heap a call only the process' end frees; a start: ~0.3 s of CPU
 _WORKER_SETTINGS = ("TGTRUNK_LOG_LEVEL", "TGTRUNK_LOG_FORMAT")
 _APP_ROOT = str(Path(__file__).resolve().parents[2])  # so the worker imports this very `app`
 
@@ -44,7 +49,11 @@ class WorkerLink:
         self.generation = 0  # bumped at every (re)start: a call belongs to one generation
         self.started_at = 0.0
         self.restarts = 0
+        self.placed = 0  # calls placed on this process
+        self.retiring = False  # replaced: takes no new call, stopped once its calls are released
         self.calls: dict[int, RemoteCall] = {}
+        self.idle = asyncio.Event()  # set while no call is on it
+        self.idle.set()
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
@@ -118,8 +127,20 @@ class WorkerLink:
                 reply.set_exception(CallFailed(WORKER_LOST))
                 reply.exception()
         calls, self.calls = self.calls, {}
+        self.idle.set()
         for call in calls.values():
             call.lose()
+
+    def add(self, call: "RemoteCall") -> None:
+        self.calls[call.key] = call
+        self.placed += 1
+        self.idle.clear()
+
+    def remove(self, call: "RemoteCall") -> None:
+        if self.calls.get(call.key) is call:
+            del self.calls[call.key]
+            if not self.calls:
+                self.idle.set()
 
     async def stop(self) -> None:
         if self._writer is not None:
@@ -173,8 +194,7 @@ class RemoteCall:
             await self.request(p.Release(self.key))
         except Exception as exc:  # noqa: BLE001 - a lost worker took the call with it
             log.debug("releasing call %d: %s", self.key, exc)
-        if self.link.calls.get(self.key) is self:
-            del self.link.calls[self.key]
+        self.link.remove(self)
 
 
 class RemoteRtp:
@@ -210,10 +230,14 @@ class RemoteRtp:
 
 
 class WorkerPool:
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, calls_per_worker: int = CALLS_PER_WORKER) -> None:
         if count < 1:
             raise ValueError("a pool needs at least one worker")
-        self.links = [WorkerLink(index) for index in range(count)]
+        self.links = [WorkerLink(index) for index in range(count)]  # the workers taking new calls
+        self.calls_per_worker = calls_per_worker
+        self._retiring: set[WorkerLink] = set()  # replaced, still carrying calls
+        self._retirements: set[asyncio.Task[None]] = set()
+        self._links_changed = asyncio.Event()  # for `supervise`: a worker replaced another
         self._keys = itertools.count(1)
         self._closing = False
 
@@ -221,30 +245,80 @@ class WorkerPool:
         await asyncio.gather(*(link.start() for link in self.links))
 
     def place(self, media: CallMedia) -> RemoteCall:
-        """A new call on the running worker with the fewest calls."""
-        running = [link for link in self.links if link.up]
+        """A new call on the running worker with the fewest calls (on a replaced one only while none of the
+        others is up yet)."""
+        running = [link for link in self.links if link.up] or [link for link in self._retiring if link.up]
         if not running:
             raise CallFailed("no media worker is running")
         link = min(running, key=lambda link: (len(link.calls), link.index))
         call = RemoteCall(link, next(self._keys), media)
-        link.calls[call.key] = call
+        link.add(call)
         log.info("call %d on media worker %d (pid %d)", call.key, link.index, link.pid)
+        if link.placed >= self.calls_per_worker and not link.retiring and not self._closing:
+            self._replace(link)
         return call
+
+    def _replace(self, old: WorkerLink) -> None:
+        """A fresh process takes `old`'s place for new calls; `old` is stopped once its last call is released."""
+        new = WorkerLink(old.index)
+        new.restarts = old.restarts
+        self.links[self.links.index(old)] = new
+        old.retiring = True
+        self._retiring.add(old)
+        self._links_changed.set()
+        task = asyncio.ensure_future(self._retire(old, new))
+        self._retirements.add(task)
+        task.add_done_callback(self._retirements.discard)
+
+    async def _retire(self, old: WorkerLink, new: WorkerLink) -> None:
+        try:
+            await new.start()
+        except Exception:  # noqa: BLE001 - `supervise` has nothing to wait for: the old one keeps serving
+            log.exception("media worker %d: its replacement did not start; the old one (pid %s) carries on",
+                          old.index, old.pid)
+            self.links[self.links.index(new)] = old
+            old.retiring = False
+            old.placed = 0
+            self._retiring.discard(old)
+            return
+        finally:
+            self._links_changed.set()
+        log.info("media worker %d replaced after %d calls: pid %d takes new calls, pid %s stops after its %d",
+                 old.index, old.placed, new.pid, old.pid, len(old.calls))
+        await old.idle.wait()
+        await old.stop()
+        self._retiring.discard(old)
 
     async def supervise(self) -> None:
         """Restart every worker that exits (a background loop of the gateway's TaskSupervisor)."""
         waits: dict[asyncio.Task[int], WorkerLink] = {}
+        changed: asyncio.Task[Any] | None = None
         try:
             while True:
                 for link in self.links:
                     if link.process is not None and link not in waits.values():
                         waits[asyncio.ensure_future(link.process.wait())] = link
-                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if changed is None:
+                    self._links_changed.clear()
+                    changed = asyncio.ensure_future(self._links_changed.wait())
+                done, _ = await asyncio.wait({*waits, changed}, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    await self._restart(waits.pop(task), task.result())
+                    if task is changed:
+                        changed = None
+                        continue
+                    link = waits.pop(task)
+                    if link.retiring:  # stopped once idle; with calls left it died, and they end with it
+                        if link.calls:
+                            log.error("media worker %d (pid %d), being replaced, died with %d call(s)",
+                                      link.index, link.pid, len(link.calls))
+                        link.lost()
+                        continue
+                    await self._restart(link, task.result())
         finally:
             for task in waits:
                 task.cancel()
+            if changed is not None:
+                changed.cancel()
 
     async def _restart(self, link: WorkerLink, returncode: int) -> None:
         if self._closing:
@@ -261,11 +335,14 @@ class WorkerPool:
     def health(self) -> dict[str, Any]:
         workers = [{"index": link.index, "pid": link.pid, "up": link.up, "calls": len(link.calls),
                     "restarts": link.restarts} for link in self.links]
-        return {"ok": all(worker["up"] for worker in workers), "workers": workers}
+        return {"ok": all(worker["up"] for worker in workers), "workers": workers,
+                "replaced_still_running": len(self._retiring)}
 
     async def close(self) -> None:
         self._closing = True
-        await asyncio.gather(*(link.stop() for link in self.links))
+        for task in list(self._retirements):
+            task.cancel()
+        await asyncio.gather(*(link.stop() for link in [*self.links, *self._retiring]))
 
 
 class RemoteCallEngine(MediaSinks):
