@@ -33,6 +33,7 @@ from app.sip.security import SecurityWatcher
 from app.store.db import Database
 from app.store.secretfile import private_dir, secret_token
 from app.supervise import TaskSupervisor
+from app.telegram.callengine import limit_arenas
 from app.transportcycle import break_transport_cycles
 from app.web.admin import build_app
 from app.web.chat_api import add_chat_routes
@@ -340,6 +341,7 @@ class Gateway:
 
 
 async def serve(settings: Settings, simulate_telegram: bool = False) -> None:
+    limit_arenas()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

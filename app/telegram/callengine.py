@@ -84,8 +84,21 @@ def _trim_heap() -> None:
         trim(0)
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # glibc's mallopt parameters
 _MMAP_FROM = 64 * 1024
+# glibc gives threads arenas of their own, up to 8 a core (16 here); NTgCalls' threads free into them what other
+# threads allocated and each arena keeps its own free pages: over bench/soak.py, 1.44 and 1.79 KiB a call with two
+# arenas against 1.90 and 2.21 with glibc's default, same runs (bench/README.md, "Memory per call"). Two arenas
+# used to die of heap corruption: that was NTgCalls' close using freed memory, mended since (_NO_MEDIA).
+ARENAS = 2
+
+
+def limit_arenas() -> None:
+    """At most ARENAS malloc arenas for the process (see ARENAS). glibc fixes its limit when the ninth arena would
+    be made, so this is called first thing in a process that will run NTgCalls, before its threads."""
+    mallopt = getattr(_LIBC, "mallopt", None)  # glibc only
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, ARENAS)
 
 
 def _tune_heap() -> None:

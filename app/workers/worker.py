@@ -24,7 +24,7 @@ from app.logs import configure_logging
 from app.media.recorder import CallRecorder
 from app.media.relay import RtpRelay
 from app.pacing import MediaClock
-from app.telegram.callengine import CallEngine, CallMedia, OutboundAudio
+from app.telegram.callengine import CallEngine, CallMedia, OutboundAudio, limit_arenas
 from app.workers import protocol as p
 
 log = logging.getLogger("app.workers.worker")  # also when run as __main__
@@ -227,6 +227,7 @@ async def serve(fd: int) -> None:
 
 
 def main(argv: list[str]) -> None:
+    limit_arenas()
     configure_logging(os.environ)
     # The worker ends when the gateway's end of its socket closes, after stopping its calls (NTgCalls aborts a
     # process that exits with calls): a Ctrl-C or a service manager's SIGTERM to the whole group is the gateway's.
