@@ -10,7 +10,6 @@ trees can be compared in alternating rounds:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import subprocess
@@ -20,14 +19,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from run import cpu_seconds  # noqa: E402  (bench/run.py)
 from tests.conftest import gateway_env, remove_runtime_dir  # noqa: E402
 from tests.peers import free_port  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(tree: Path, lines: int, seconds: float) -> float:
