@@ -65,9 +65,12 @@ class TelegramAccount:
         self._handler = (handler, -100)
         full = await self.invoke(raw.functions.users.GetFullUser(id=raw.types.InputUserSelf()))
         self.me = Peer.from_user(full.users[0])
+        self._refresh_dh_if_old()  # meanwhile: the first call need not ask
         return self
 
     async def stop(self) -> None:
+        if self._dh_request is not None:
+            self._dh_request.cancel()
         for call in list(self.calls.values()):
             await call.hangup(DiscardReason.DISCONNECT)
         if self._handlers:
