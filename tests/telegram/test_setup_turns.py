@@ -40,9 +40,13 @@ async def test_a_call_is_created_before_other_calls_steps_that_wait_for_their_tu
         async with turns.alone():  # another call's slow step (its connect_p2p, ~36 ms p50) has the turn
             # Whether NTgCalls had been asked to create call 2 by the time call 1 was stopped (noted as the stop
             # forgets its call, right after NTgCalls stopped it)
-            created_first = []
+            created_first: list[bool] = []
             forget = engine._forget
-            engine._forget = lambda peer_id: (created_first.append(2 in engine._instance_of), forget(peer_id))[1]
+
+            def noting_forget(peer_id: int) -> object:
+                created_first.append(2 in engine._instance_of)
+                return forget(peer_id)
+            engine._forget = noting_forget  # type: ignore[method-assign]
             stopped = engine.release(1)  # call 1's stop now waits for the turn
             await _until(lambda: len(turns._waiting) == 1)
             engine.attach(2, _media())
