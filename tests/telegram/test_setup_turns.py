@@ -94,7 +94,7 @@ async def test_steps_that_go_alone_never_run_beside_another_step() -> None:
         pass
 
 
-async def test_calls_placed_at_once_ask_telegram_for_its_dh_config_once(
+async def test_telegram_is_asked_for_its_dh_config_once_for_calls_placed_at_once(
         gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:
     phones = [await make_phone(behaviour=Behaviour(answer="no_answer")) for _ in range(4)]
     calls = await asyncio.gather(*(gateway.call(f"+{phone.user.phone}") for phone in phones))
