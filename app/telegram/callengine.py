@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import ntgcalls
 
 from app.pacing import TICK_S
-from app.telegram import threadstate
+from app.telegram import nativelog, threadstate
 from app.telegram.framesend import FRAME_DATA, FrameSender
 
 log = logging.getLogger(__name__)
@@ -330,6 +330,8 @@ class CallEngine(MediaSinks):
 
     def _new_instance(self) -> ntgcalls.NTgCalls:
         ntg = ntgcalls.NTgCalls()
+        if self._keep_thread_states:  # the fast path; NTgCalls made its log sink verbose again if it made a new one
+            nativelog.quiet()
         ntg.on_signaling_data(self._signaling_cb)
         ntg.on_connection_change(self._connection_cb)
         ntg.on_frames(self._frames_cb)
