@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 from app.ari.channel import Channel
 from app.ari.client import ARI_FAILURES
@@ -13,32 +14,46 @@ from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done,
 from app.sip.dialplan import RuleError, apply_rules
 from app.store.line import Line, utcnow
 from app.telegram.errors import TelegramError
+from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason
-from app.telegram.target import TargetError, parse_target
+from app.telegram.target import Target, TargetError, parse_target
 
 log = logging.getLogger(__name__)
 
 RING_GUARD_S = 5.0  # beyond the account's own ring timeout, which ends the call as missed (480)
 
 
+def _retrieve(future: "asyncio.Future[Peer]") -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class SipToTelegram(CallSession):
     direction = "sip-to-telegram"
 
-    async def run(self, line: Line, dialled: str, channel_id: str, started: float) -> None:
-        """`started`: perf_counter() when the call entered Stasis (the INVITE reached the app)."""
+    async def run(self, line: Line, dialled: str, channel_id: str, started: float,
+                  registered: Awaitable[bool]) -> None:
+        """`started`: perf_counter() when the call entered Stasis (the INVITE reached the app). `registered`: whether
+        the line's PBX is registered (when a line needs it), asked of Asterisk meanwhile: refused first (405) if not."""
         self.record.dialled = dialled
         code, reason = 200, "normal clearing"
+        looking_up: asyncio.Future[Peer] | None = None
         try:
-            if self.handle is None:
-                raise Reject(*codes.SESSION_NOT_RUNNING)
+            refusal: Reject | None = None
             try:
-                target = parse_target(apply_rules(line.rules, dialled))
-            except TargetError as exc:
-                raise Reject(codes.NOT_FOUND, str(exc)) from None
-            except RuleError as exc:
-                raise Reject(codes.INTERNAL, f"line {line.name}: {exc}") from None
-            account = self.handle.account
-            call = await account.call(target)
+                target = self._target(line, dialled)
+            except Reject as exc:
+                refusal = exc
+            else:
+                assert self.handle
+                looking_up = asyncio.ensure_future(self.handle.account.resolve(target))
+                looking_up.add_done_callback(_retrieve)  # unused when the call is refused meanwhile
+            if not await registered:
+                raise Reject(*codes.REGISTER_REQUIRED)
+            if refusal is not None:
+                raise refusal
+            assert self.handle and looking_up
+            call = await self.handle.account.call(await looking_up)
             self.tg_call = call
             self.record.setup_ms = round(((call.requested_at or time.perf_counter()) - started) * 1000, 2)
             log.info("line %s: %r -> Telegram %s, RequestCall sent after %.1f ms",
@@ -59,10 +74,24 @@ class SipToTelegram(CallSession):
             log.exception("line %s: call to %r failed", line.name, dialled)
             code, reason = codes.INTERNAL, f"internal error: {exc!r}"
             await self.hang_up_telegram(DiscardReason.DISCONNECT)
+        finally:
+            if looking_up is not None:
+                looking_up.cancel()  # done by now unless the call was refused or given up meanwhile
+            looking_up = None
         if not self.answered and code != codes.SIP_CALLER_CANCELLED.code:
             log.warning("line %s: call to %r refused with %d %s", line.name, dialled, code, reason)
             await self.reject_sip(code)
         await self.close(code, reason)
+
+    def _target(self, line: Line, dialled: str) -> Target:
+        if self.handle is None:
+            raise Reject(*codes.SESSION_NOT_RUNNING)
+        try:
+            return parse_target(apply_rules(line.rules, dialled))
+        except TargetError as exc:
+            raise Reject(codes.NOT_FOUND, str(exc)) from None
+        except RuleError as exc:
+            raise Reject(codes.INTERNAL, f"line {line.name}: {exc}") from None
 
     async def _ring_then_answer(self) -> None:
         call = self.tg_call

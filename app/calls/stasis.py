@@ -123,10 +123,8 @@ class StasisApp:
         await self._run(session, self._sip_to_telegram(session, line, call, arrived), line)
 
     async def _sip_to_telegram(self, session: SipToTelegram, line: Line, call: InboundCall, arrived: float) -> None:
-        if not await self._registered(line):
-            await self._refuse_sip(session, call, *codes.REGISTER_REQUIRED)
-            return
-        await session.run(line, call.dialled, call.channel_id, arrived)
+        # Asterisk is asked while the session looks the Telegram user up; it places no call before the answer.
+        await session.run(line, call.dialled, call.channel_id, arrived, self._registered(line))
 
     async def _refuse_sip(self, session: SipToTelegram, call: InboundCall, code: int, reason: str) -> None:
         """Refused before Telegram is asked; still a call record, like every other call."""

@@ -53,6 +53,7 @@ class TelegramAccount:
         self._orphans: dict[int, list[tuple[float, object]]] = {}
         self._dh: tuple[int, bytes, int] | None = None  # g, p, version
         self._dh_at = 0.0  # time.monotonic() when _dh was last confirmed
+        self._dh_request: asyncio.Future[None] | None = None  # GetDhConfig in flight
         self._handler: tuple[RawUpdateHandler, int] | None = None
 
     async def start(self) -> "TelegramAccount":
@@ -64,9 +65,12 @@ class TelegramAccount:
         self._handler = (handler, -100)
         full = await self.invoke(raw.functions.users.GetFullUser(id=raw.types.InputUserSelf()))
         self.me = Peer.from_user(full.users[0])
+        self._refresh_dh_if_old()  # meanwhile: the first call need not ask
         return self
 
     async def stop(self) -> None:
+        if self._dh_request is not None:
+            self._dh_request.cancel()
         for call in list(self.calls.values()):
             await call.hangup(DiscardReason.DISCONNECT)
         if self._handlers:
@@ -103,21 +107,40 @@ class TelegramAccount:
         Asking `messages.getDhConfig` for every call would put a round trip before each RequestCall; the
         server's random bytes only add to the client's own entropy, and os.urandom is the kernel's CSPRNG.
         """
-        if self._dh is None or time.monotonic() - self._dh_at > DH_CONFIG_MAX_AGE_S:
-            version = self._dh[2] if self._dh else 0
-            try:
-                result = await self.invoke(raw.functions.messages.GetDhConfig(version=version, random_length=0))
-            except Exception as exc:  # noqa: BLE001 - a config we have is still good; without one the call fails
-                if self._dh is None:
-                    raise
-                log.warning("refreshing Telegram's DH config failed (%s); using the one from %.0f s ago",
-                            exc, time.monotonic() - self._dh_at)
-            else:
-                if isinstance(result, raw.types.messages.DhConfig):
-                    self._dh = (result.g, result.p, result.version)
-                self._dh_at = time.monotonic()
+        refreshing = self._refresh_dh_if_old()
+        if refreshing is not None:
+            await asyncio.shield(refreshing)  # a caller cancelled does not cancel the others' request
         assert self._dh is not None
         return DhParams(self._dh[0], self._dh[1], os.urandom(256))
+
+    def _refresh_dh_if_old(self) -> "asyncio.Future[None] | None":
+        """The one request for Telegram's DH config in flight while ours is missing or old (made here if need be):
+        calls placed at once share it."""
+        if self._dh is not None and time.monotonic() - self._dh_at <= DH_CONFIG_MAX_AGE_S:
+            return None
+        if self._dh_request is None:
+            request = self._dh_request = asyncio.ensure_future(self._refresh_dh())
+            request.add_done_callback(self._dh_refreshed)
+        return self._dh_request
+
+    def _dh_refreshed(self, request: "asyncio.Future[None]") -> None:
+        self._dh_request = None
+        if not request.cancelled():
+            request.exception()  # its callers saw it; with none left, not "never retrieved"
+
+    async def _refresh_dh(self) -> None:
+        version = self._dh[2] if self._dh else 0
+        try:
+            result = await self.invoke(raw.functions.messages.GetDhConfig(version=version, random_length=0))
+        except Exception as exc:  # noqa: BLE001 - a config we have is still good; without one the call fails
+            if self._dh is None:
+                raise
+            log.warning("refreshing Telegram's DH config failed (%s); using the one from %.0f s ago",
+                        exc, time.monotonic() - self._dh_at)
+            return
+        if isinstance(result, raw.types.messages.DhConfig):
+            self._dh = (result.g, result.p, result.version)
+        self._dh_at = time.monotonic()
 
     # --- targets ----------------------------------------------------------------------------------
 
@@ -190,6 +213,7 @@ class TelegramAccount:
 
     async def call(self, target: Peer | Target | str) -> PrivateCall:
         """Place a call; returns once Telegram accepted the request (the call then rings or fails)."""
+        self._refresh_dh_if_old()  # asked while the target is resolved
         peer = target if isinstance(target, Peer) else await self.resolve(target)
         return await PrivateCall.place(self, peer)
 

@@ -9,12 +9,14 @@ delays audio on its way to SIP); a sink that needs the loop hops there itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -112,16 +114,85 @@ def _tune_heap() -> None:
         mallopt(_M_TRIM_THRESHOLD, _MMAP_FROM)
 
 
-_LIFECYCLE_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+class Turns:
+    """The process-wide turns NTgCalls' lifecycle steps take (one per event loop; `_turns()`). NTgCalls 3.0.5 corrupts
+    memory when a call is connected, has its playback attached or detached, or is stopped while another call's step
+    runs (docs/decisions.md), so those steps go `alone()`. Creating calls goes `together()`: creates of different
+    calls run at once, never beside a step that goes alone, and creates waiting for the turn go before the steps
+    that go alone (a call's setup is not held back by other calls' connect_p2p, ~36 ms each)."""
+
+    def __init__(self) -> None:
+        self._together = 0  # creates running
+        self._alone = False  # a step running alone
+        self._waiting: deque[tuple[bool, asyncio.Future[None]]] = deque()  # (goes together, granted), oldest first
+
+    @contextlib.asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        if self._alone:
+            await self._wait(together=True)
+        else:
+            self._together += 1
+        try:
+            yield
+        finally:
+            self._together -= 1
+            self._hand_on()
+
+    @contextlib.asynccontextmanager
+    async def alone(self) -> AsyncIterator[None]:
+        if self._alone or self._together or self._waiting:
+            await self._wait(together=False)
+        else:
+            self._alone = True
+        try:
+            yield
+        finally:
+            self._alone = False
+            self._hand_on()
+
+    async def _wait(self, together: bool) -> None:
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (together, granted)
+        self._waiting.append(entry)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():  # granted as it was cancelled: hand the turn on
+                if together:
+                    self._together -= 1
+                else:
+                    self._alone = False
+                self._hand_on()
+            else:
+                self._waiting.remove(entry)
+                self._hand_on()  # an alone step waiting first may have held creates back: no longer
+            raise
+
+    def _hand_on(self) -> None:
+        if self._alone:
+            return
+        if any(together for together, _ in self._waiting):  # creates first, all of them at once
+            for entry in [e for e in self._waiting if e[0]]:
+                self._waiting.remove(entry)
+                self._together += 1
+                entry[1].set_result(None)
+            return
+        if self._together == 0 and self._waiting:
+            _, granted = self._waiting.popleft()
+            self._alone = True
+            granted.set_result(None)
 
 
-def _lifecycle_lock() -> asyncio.Lock:
-    """The process-wide turn for creating, connecting and stopping NTgCalls calls (one per event loop)."""
+_TURNS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Turns]" = weakref.WeakKeyDictionary()
+
+
+def _turns() -> Turns:
+    """The process-wide turns (one per event loop)."""
     loop = asyncio.get_running_loop()
-    lock = _LIFECYCLE_LOCKS.get(loop)
-    if lock is None:
-        lock = _LIFECYCLE_LOCKS[loop] = asyncio.Lock()
-    return lock
+    turns = _TURNS.get(loop)
+    if turns is None:
+        turns = _TURNS[loop] = Turns()
+    return turns
 
 
 class _NativeLogBridge:
@@ -338,9 +409,10 @@ class CallEngine(MediaSinks):
     # in set_remote_params, add_track, RtpDemuxer::RemoveSink) when a call is stopped while another step on it is
     # still running on its threads. So every step is tracked per call and `stop` waits for them. That alone still
     # crashed a stress run now and then; with creating, connecting, attaching playback and stopping taking turns
-    # across the whole process (`_lifecycle_lock`) it did not (docs/decisions.md); with only creating and stopping
-    # taking turns it crashed again (bench/README.md, "Fast path"). A turn is taken only once the call's frames
-    # are sent: waiting for them inside the turn held every other call's setup up.
+    # across the whole process (`Turns`) it did not (docs/decisions.md); with only creating and stopping taking
+    # turns it crashed again (bench/README.md, "Fast path"). Creates of different calls go together, ahead of the
+    # other steps (`Turns`). A turn is taken only once the call's frames are sent: waiting for them inside the turn
+    # held every other call's setup up.
     async def create(self, peer_id: int) -> None:
         media = self._media.get(peer_id)
         while (stopping := self._stopping.get(peer_id)) is not None:
@@ -352,7 +424,7 @@ class CallEngine(MediaSinks):
             lambda: self._instance(peer_id).set_stream_sources(
                 peer_id, ntgcalls.StreamMode.CAPTURE,
                 ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None)),
-        ], unless_released=media)
+        ], unless_released=media, together=True)
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
@@ -411,7 +483,7 @@ class CallEngine(MediaSinks):
         return await asyncio.shield(future)
 
     async def _in_turn(self, peer_id: int, steps: list[Callable[[], Awaitable[Any]]],
-                       unless_released: CallMedia | None = None) -> None:
+                       unless_released: CallMedia | None = None, together: bool = False) -> None:
         async def turn() -> None:
             # NTgCalls 3.0.5's send_external_frame reads (and may insert into) the call's stream map without its
             # lock, while create (init), connect_p2p (add_track) and set_stream_sources change that map: heap
@@ -421,7 +493,8 @@ class CallEngine(MediaSinks):
                 frames = self._frames_in_flight(peer_id)
                 if frames:
                     await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
-                async with _lifecycle_lock():
+                turns = _turns()
+                async with turns.together() if together else turns.alone():
                     if unless_released is not None and self._media.get(peer_id) is not unless_released:
                         raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
                     for step in steps:
@@ -471,7 +544,7 @@ class CallEngine(MediaSinks):
             await self._connection_settled(peer_id)
             await self._detach_playback(peer_id)
             await self._signaling_quiet(peer_id)
-            async with _lifecycle_lock():
+            async with _turns().alone():
                 await self._instance(peer_id).stop(peer_id)
         except ntgcalls.ConnectionNotFound:
             pass
@@ -489,7 +562,7 @@ class CallEngine(MediaSinks):
                 done.set_result(None)
         if full is not None:
             await asyncio.sleep(RETIRE_AFTER_S)
-            async with _lifecycle_lock():
+            async with _turns().alone():
                 del full  # the last reference: NTgCalls' destructor runs here (it releases the GIL while it joins)
             log.debug("an NTgCalls instance was destroyed after its %d calls", self.calls_per_instance)
         await asyncio.to_thread(_trim_heap)
@@ -508,7 +581,7 @@ class CallEngine(MediaSinks):
         if peer_id not in self._playing:
             return  # never attached: NTgCalls made no incoming channel for it
         try:
-            async with _lifecycle_lock():
+            async with _turns().alone():
                 await self._instance(peer_id).set_stream_sources(peer_id, _PLAYBACK, _NO_MEDIA)
         except ntgcalls.ConnectionNotFound:
             raise  # NTgCalls ended the call itself: nothing to stop
