@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import os
 import socket
+
+import uvloop
 
 from app.cli import CliError
 from app.pbx.external import ExternalAsteriskError
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         check_ports_free(settings)
-        asyncio.run(serve(settings, args.simulate_telegram))
+        uvloop.run(serve(settings, args.simulate_telegram))  # docs/decisions.md: "uvloop"
     except (InstallError, AsteriskDiedError, ExternalAsteriskError) as exc:
         raise CliError(str(exc)) from None
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import ntgcalls
+import uvloop
 
 from app.logs import configure_logging
 from app.media.recorder import CallRecorder
@@ -233,7 +234,7 @@ def main(argv: list[str]) -> None:
     # process that exits with calls): a Ctrl-C or a service manager's SIGTERM to the whole group is the gateway's.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    asyncio.run(serve(int(argv[1])))
+    uvloop.run(serve(int(argv[1])))
 
 
 if __name__ == "__main__":
