@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import ntgcalls
 from pyrogram.crypto.prime import CURRENT_DH_PRIME
@@ -13,6 +16,17 @@ from pyrogram.crypto.prime import CURRENT_DH_PRIME
 from app.telegram.callengine import CallEngine, CallMedia, protocol
 
 DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def probe_in_child(module: str, call: str) -> tuple[int, int]:
+    """`asyncio.run(call)` with `probe` imported from `module`, in a fresh process (for probes of process-wide
+    state: kept thread states, WebRTC's log threshold); the two integers it printed."""
+    code = f"import asyncio; from {module} import probe; print(*asyncio.run({call}))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = map(int, out.stdout.split()[-2:])
+    return first, second
 
 
 def _ignore(_pcm: bytes, _at: float) -> None:

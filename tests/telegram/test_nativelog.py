@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -21,9 +20,8 @@ import pytest
 from app.telegram import nativelog
 from app.telegram.callengine import FRAME_10MS, CallEngine
 
-from tests.telegram.enginepair import connect_pair
+from tests.telegram.enginepair import connect_pair, probe_in_child
 
-ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 50
 
 
@@ -60,12 +58,8 @@ async def probe(fast_path: bool) -> tuple[int, int]:
 
 
 def run_probe(fast_path: bool) -> tuple[int, int]:
-    code = ("import asyncio; from tests.telegram.test_nativelog import probe; "
-            f"print(*asyncio.run(probe({fast_path})))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    below, above = map(int, out.stdout.split()[-2:])
-    return below, above
+    """(lines below WARNING, lines at WARNING or above), in a fresh process: the threshold is process-wide."""
+    return probe_in_child("tests.telegram.test_nativelog", f"probe({fast_path})")
 
 
 def test_the_binding_hands_every_verbose_line_to_python() -> None:

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 from app.telegram.callengine import FRAME_10MS, CallEngine
 
-from tests.telegram.enginepair import connect_pair
+from tests.telegram.enginepair import connect_pair, probe_in_child
 
-ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 50
 
 
@@ -50,12 +46,7 @@ async def probe(fast_path: bool) -> tuple[int, int]:
 
 
 def run_probe(fast_path: bool) -> tuple[int, int]:
-    code = ("import asyncio; from tests.telegram.test_threadstate import probe; "
-            f"print(*asyncio.run(probe({fast_path})))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    callbacks, fresh = map(int, out.stdout.split()[-2:])
-    return callbacks, fresh
+    return probe_in_child("tests.telegram.test_threadstate", f"probe({fast_path})")
 
 
 def test_the_binding_makes_a_thread_state_for_every_callback() -> None:
