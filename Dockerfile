@@ -22,7 +22,13 @@ RUN --mount=type=secret,id=ca \
  && .venv/bin/pip install --only-binary=:all: --no-binary=pyaes -e . \
  && .venv/bin/pip uninstall -y pip \
  && .venv/bin/python -m compileall -q .venv/lib \
- && strip --strip-unneeded .venv/lib/python3*/site-packages/ntgcalls*.so  # its wheel ships debug info: 136 -> 43 MB
+ && strip --strip-unneeded $(printf ' --keep-symbol=%s' \
+      _ZN6webrtc10LogMessage10LogToDebugENS_15LoggingSeverityE \
+      _ZN6webrtc10LogMessage14AddLogToStreamEPNS_7LogSinkENS_15LoggingSeverityE \
+      _ZN6webrtc10LogMessage17RemoveLogToStreamEPNS_7LogSinkE _ZN6webrtc10LogMessage8streams_E) \
+      .venv/lib/python3*/site-packages/ntgcalls*.so
+# ntgcalls' wheel ships debug info (136 -> 43 MB stripped); the kept symbols are WebRTC's logging functions that
+# app/telegram/nativelog.py calls (docs/decisions.md, "WebRTC's logging inside NTgCalls").
 
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive

@@ -55,6 +55,9 @@ class StasisApp:
                  failed_calls: FailedCallWatch | None = None, app: str = APP_NAME,
                  media_address: str = "127.0.0.1", reject_context: str | None = REJECT_CONTEXT) -> None:
         self.ari = ari
+        # Lines whose PBX was not registered at their last call: their next call asks Asterisk before Telegram, so
+        # a lapsed PBX redialling costs no lookups (nor Telegram's flood limits for them).
+        self._unregistered: set[str] = set()
         self.app = app  # the Stasis application's name (TGTRUNK_ARI_APP on the user's own Asterisk)
         self.media_address = media_address  # where Asterisk sends externalMedia RTP
         self.reject_context = reject_context  # None: the user's dialplan continues after Stasis() (Channel.reject)
@@ -124,7 +127,12 @@ class StasisApp:
 
     async def _sip_to_telegram(self, session: SipToTelegram, line: Line, call: InboundCall, arrived: float) -> None:
         # Asterisk is asked while the session looks the Telegram user up; it places no call before the answer.
-        await session.run(line, call.dialled, call.channel_id, arrived, self._registered(line))
+        registered: Awaitable[bool] = self._registered(line)
+        if line.name in self._unregistered:  # not while the line's PBX was last seen unregistered
+            known = asyncio.get_running_loop().create_future()
+            known.set_result(await registered)
+            registered = known
+        await session.run(line, call.dialled, call.channel_id, arrived, registered)
 
     async def _refuse_sip(self, session: SipToTelegram, call: InboundCall, code: int, reason: str) -> None:
         """Refused before Telegram is asked; still a call record, like every other call."""
@@ -148,8 +156,11 @@ class StasisApp:
         try:
             endpoint = await self.ari.request("GET", f"/endpoints/PJSIP/{endpoint_id(line)}")
         except AriError:
-            return False
-        return endpoint.get("state") == "online"
+            online = False
+        else:
+            online = endpoint.get("state") == "online"
+        (self._unregistered.discard if online else self._unregistered.add)(line.name)
+        return online
 
     async def _reject(self, channel_id: str, code: int, reason: str) -> None:
         log.warning("call on channel %s refused with %d %s", channel_id, code, reason)

@@ -115,72 +115,57 @@ def _tune_heap() -> None:
 
 
 class Turns:
-    """The process-wide turns NTgCalls' lifecycle steps take (one per event loop; `_turns()`). NTgCalls 3.0.5 corrupts
-    memory when a call is connected, has its playback attached or detached, or is stopped while another call's step
-    runs (docs/decisions.md), so those steps go `alone()`. Creating calls goes `together()`: creates of different
-    calls run at once, never beside a step that goes alone, and creates waiting for the turn go before the steps
-    that go alone (a call's setup is not held back by other calls' connect_p2p, ~36 ms each)."""
+    """The process-wide turn NTgCalls' lifecycle steps take, one step at a time (one per event loop; `_turns()`).
+    NTgCalls 3.0.5 corrupts memory when a call is created, connected, has its playback attached or detached, or is
+    stopped while another call's step runs (docs/decisions.md). Creates waiting for the turn (`first()`) go before
+    the other steps waiting (`alone()`): a call's setup is not held back by other calls' connect_p2p (~36 ms each).
+    Creates of different calls running together were tried and taken back: a soak died (`free(): invalid pointer`)
+    after 924 calls, where every soak with one step at a time had run clean (bench/README.md, "Where issue 12 ends")."""
 
     def __init__(self) -> None:
-        self._together = 0  # creates running
-        self._alone = False  # a step running alone
-        self._waiting: deque[tuple[bool, asyncio.Future[None]]] = deque()  # (goes together, granted), oldest first
+        self._busy = False
+        self._waiting: deque[tuple[bool, asyncio.Future[None]]] = deque()  # (goes first, granted), oldest first
+
+    def first(self) -> "contextlib.AbstractAsyncContextManager[None]":
+        return self._turn(first=True)
+
+    def alone(self) -> "contextlib.AbstractAsyncContextManager[None]":
+        return self._turn(first=False)
 
     @contextlib.asynccontextmanager
-    async def together(self) -> AsyncIterator[None]:
-        if self._alone:
-            await self._wait(together=True)
+    async def _turn(self, first: bool) -> AsyncIterator[None]:
+        if self._busy or self._waiting:
+            await self._wait(first)
         else:
-            self._together += 1
+            self._busy = True
         try:
             yield
         finally:
-            self._together -= 1
+            self._busy = False
             self._hand_on()
 
-    @contextlib.asynccontextmanager
-    async def alone(self) -> AsyncIterator[None]:
-        if self._alone or self._together or self._waiting:
-            await self._wait(together=False)
-        else:
-            self._alone = True
-        try:
-            yield
-        finally:
-            self._alone = False
-            self._hand_on()
-
-    async def _wait(self, together: bool) -> None:
+    async def _wait(self, first: bool) -> None:
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (together, granted)
+        entry = (first, granted)
         self._waiting.append(entry)
         try:
             await granted
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():  # granted as it was cancelled: hand the turn on
-                if together:
-                    self._together -= 1
-                else:
-                    self._alone = False
+                self._busy = False
                 self._hand_on()
-            else:
+            elif entry in self._waiting:
                 self._waiting.remove(entry)
-                self._hand_on()  # an alone step waiting first may have held creates back: no longer
             raise
 
     def _hand_on(self) -> None:
-        if self._alone:
-            return
-        if any(together for together, _ in self._waiting):  # creates first, all of them at once
-            for entry in [e for e in self._waiting if e[0]]:
-                self._waiting.remove(entry)
-                self._together += 1
-                entry[1].set_result(None)
-            return
-        if self._together == 0 and self._waiting:
-            _, granted = self._waiting.popleft()
-            self._alone = True
-            granted.set_result(None)
+        while not self._busy and self._waiting:
+            entry = next((e for e in self._waiting if e[0]), self._waiting[0])  # creates first, then in order
+            self._waiting.remove(entry)
+            if entry[1].done():  # its waiter was cancelled meanwhile and hands nothing on
+                continue
+            self._busy = True
+            entry[1].set_result(None)
 
 
 _TURNS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Turns]" = weakref.WeakKeyDictionary()
@@ -410,8 +395,8 @@ class CallEngine(MediaSinks):
     # still running on its threads. So every step is tracked per call and `stop` waits for them. That alone still
     # crashed a stress run now and then; with creating, connecting, attaching playback and stopping taking turns
     # across the whole process (`Turns`) it did not (docs/decisions.md); with only creating and stopping taking
-    # turns it crashed again (bench/README.md, "Fast path"). Creates of different calls go together, ahead of the
-    # other steps (`Turns`). A turn is taken only once the call's frames are sent: waiting for them inside the turn
+    # turns it crashed again (bench/README.md, "Fast path"). Creates waiting go ahead of the other steps waiting
+    # (`Turns`). A turn is taken only once the call's frames are sent: waiting for them inside the turn
     # held every other call's setup up.
     async def create(self, peer_id: int) -> None:
         media = self._media.get(peer_id)
@@ -424,7 +409,7 @@ class CallEngine(MediaSinks):
             lambda: self._instance(peer_id).set_stream_sources(
                 peer_id, ntgcalls.StreamMode.CAPTURE,
                 ntgcalls.MediaDescription(external_audio(self.sample_rate), None, None, None)),
-        ], unless_released=media, together=True)
+        ], unless_released=media, first=True)
 
     async def attach_playback(self, peer_id: int) -> None:
         # After connect_p2p: attaching PLAYBACK earlier crashes NTgCalls (upstream issue #51).
@@ -483,7 +468,7 @@ class CallEngine(MediaSinks):
         return await asyncio.shield(future)
 
     async def _in_turn(self, peer_id: int, steps: list[Callable[[], Awaitable[Any]]],
-                       unless_released: CallMedia | None = None, together: bool = False) -> None:
+                       unless_released: CallMedia | None = None, first: bool = False) -> None:
         async def turn() -> None:
             # NTgCalls 3.0.5's send_external_frame reads (and may insert into) the call's stream map without its
             # lock, while create (init), connect_p2p (add_track) and set_stream_sources change that map: heap
@@ -494,7 +479,7 @@ class CallEngine(MediaSinks):
                 if frames:
                     await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
                 turns = _turns()
-                async with turns.together() if together else turns.alone():
+                async with turns.first() if first else turns.alone():
                     if unless_released is not None and self._media.get(peer_id) is not unless_released:
                         raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
                     for step in steps:

@@ -69,6 +69,13 @@ async def test_line_without_running_account_is_503_and_unregistered_line_is_405(
     await peer.command("uafind", f"sip:pbx1@{sim_gateway.sip_server}")
     assert (await peer.dial_until_closed(f"sip:alice@{sim_gateway.sip_server}")).startswith("405")
 
+    # Redialled: the line's PBX was unregistered at its last call, so Telegram is not asked to look "alice" up.
+    def lookups() -> int:
+        return sum(name == "contacts.ResolveUsername" for _user, name in sim_gateway.network.requests)
+    before = lookups()
+    assert (await peer.dial_until_closed(f"sip:alice@{sim_gateway.sip_server}")).startswith("405")
+    assert lookups() == before
+
 
 async def test_max_calls_holds_under_parallel_attempts(sim_gateway, sim_phone, baresip_factory):
     await sim_gateway.add_line("office", username="pbx1", password="pw", max_calls=2)
