@@ -130,7 +130,7 @@ class CallSession:
             return  # its NTgCalls call is released already; talk() sees the end
         path = self._recording_path()
         self.media = MediaBridge(self.ari, self.app, MEDIA_SAMPLE_RATE, self.wait_in_stasis, self.media_address,
-                                 remote=engine.rtp(self.tg_call.media_key, path))
+                                 remote=engine.rtp(self.tg_call.peer.id, path))
         await self.media.open(self.sip_channel_id)
         if path is None:
             return

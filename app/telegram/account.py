@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import time
@@ -31,7 +30,6 @@ ORPHAN_TTL_S = 10.0
 HANDLERS_DRAIN_TIMEOUT_S = 5.0  # on stop: how long incoming-call handlers get to finish after their calls ended
 UPLOAD_PART = 512 * 1024  # Telegram's largest part; 524288 must be a multiple of it
 BIG_FILE = 10 * 1024 * 1024  # larger files go up with saveBigFilePart
-_SHARED_ENGINE_KEYS = itertools.count(1)  # the keys of calls in shared engines (every call there has one)
 DH_CONFIG_MAX_AGE_S = 3600.0  # Telegram rarely changes its prime; a changed one is picked up within the hour
 
 
@@ -39,12 +37,8 @@ class TelegramAccount:
     """Wraps a pyrogram `Client` (connected, authorized) and one NTgCalls call engine."""
 
     def __init__(self, client: Client, *, ring_timeout: float = 90.0, rpc_timeout: float = 10.0,
-                 rpc_retries: int = 2, sample_rate: int = SAMPLE_RATE, shared_engine: CallEngine | None = None) -> None:
-        """`shared_engine`: an engine other accounts use too (the simulator's people), started and closed by whoever
-        made it; this account's calls then have keys of their own in it (`media_key`). Else the account makes its own."""
+                 rpc_retries: int = 2, sample_rate: int = SAMPLE_RATE) -> None:
         self.client = client
-        self._shared_engine = shared_engine
-        self._media_keys: dict[int, int] = {}  # peer id -> key, with a shared engine
         self.sample_rate = sample_rate  # of the PCM its calls take and give
         self.ring_timeout = ring_timeout
         self.rpc_timeout = rpc_timeout
@@ -65,7 +59,7 @@ class TelegramAccount:
     async def start(self) -> "TelegramAccount":
         if not self.client.is_connected:
             await self.client.start()
-        self.engine = self._shared_engine or CallEngine(sample_rate=self.sample_rate)
+        self.engine = CallEngine(sample_rate=self.sample_rate)
         handler = RawUpdateHandler(self._on_raw_update)
         self.client.add_handler(handler, group=-100)
         self._handler = (handler, -100)
@@ -88,7 +82,7 @@ class TelegramAccount:
         if self._handler is not None:
             self.client.remove_handler(*self._handler)
             self._handler = None
-        if self.engine is not None and self.engine is not self._shared_engine:
+        if self.engine is not None:
             await self.engine.close()
         if self.client.is_connected:
             await self.client.stop()
@@ -223,16 +217,6 @@ class TelegramAccount:
         peer = target if isinstance(target, Peer) else await self.resolve(target)
         return await PrivateCall.place(self, peer)
 
-    def media_key(self, peer_id: int) -> int:
-        """A call's key in the engine: the peer's user id (NTgCalls' own key: one call with each user at a time), or,
-        in a shared engine, a key of this account's for that peer, the same for each of its calls with the peer."""
-        if self._shared_engine is None:
-            return peer_id
-        key = self._media_keys.get(peer_id)
-        if key is None:
-            key = self._media_keys[peer_id] = next(_SHARED_ENGINE_KEYS)
-        return key
-
     def register(self, call: PrivateCall) -> None:
         assert call.id is not None
         self.calls[call.id] = call
@@ -327,7 +311,7 @@ class TelegramAccount:
         call = PrivateCall.incoming(self, Peer.from_user(user), phone_call)
         call.from_gateway = call.peer.id in self.gateway_user_ids
         self.register(call)
-        if self.engine is not None and self.engine.busy_with(call.media_key):
+        if self.engine is not None and self.engine.busy_with(call.peer.id):
             await call.hangup(DiscardReason.BUSY)  # NTgCalls keys calls by user: one call per peer
             return
         try:

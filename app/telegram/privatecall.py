@@ -92,7 +92,6 @@ class CallHost(Protocol):
 
     async def invoke(self, function: Any, timeout: float | None = None) -> Any: ...
     async def dh_config(self) -> DhParams: ...
-    def media_key(self, peer_id: int) -> int: ...
     def register(self, call: "PrivateCall") -> None: ...
     def unregister(self, call: "PrivateCall") -> None: ...
 
@@ -104,7 +103,6 @@ class PrivateCall:
     def __init__(self, account: CallHost, peer: Peer, outgoing: bool) -> None:
         self.account = account
         self.peer = peer
-        self.media_key = account.media_key(peer.id)  # the call's key in the engine (the peer's id unless shared)
         self.outgoing = outgoing
         self.state = CallState.REQUESTING if outgoing else CallState.RINGING
         self.id: int | None = None
@@ -153,7 +151,7 @@ class PrivateCall:
         try:
             dh = await self.account.dh_config()
             await self._start_media()
-            g_b = await self.account.engine.init_exchange(self.media_key, dh.g, dh.p, dh.random, self._g_a_hash)
+            g_b = await self.account.engine.init_exchange(self.peer.id, dh.g, dh.p, dh.random, self._g_a_hash)
             await self.account.invoke(
                 raw.functions.phone.AcceptCall(peer=self.input_call(), g_b=g_b, protocol=call_protocol())
             )
@@ -218,7 +216,7 @@ class PrivateCall:
         try:
             dh = await self.account.dh_config()
             await self._start_media()
-            g_a_hash = await self.account.engine.init_exchange(self.media_key, dh.g, dh.p, dh.random, None)
+            g_a_hash = await self.account.engine.init_exchange(self.peer.id, dh.g, dh.p, dh.random, None)
             self.requested_at = time.perf_counter()
             result = await self.account.invoke(
                 raw.functions.phone.RequestCall(
@@ -268,7 +266,7 @@ class PrivateCall:
         self._resolve(self._ringing)
         self._resolve(self._accepted)
         try:
-            auth = await self.account.engine.exchange_keys(self.media_key, update.g_b, 0)
+            auth = await self.account.engine.exchange_keys(self.peer.id, update.g_b, 0)
             result = await self.account.invoke(
                 raw.functions.phone.ConfirmCall(
                     peer=self.input_call(),
@@ -292,7 +290,7 @@ class PrivateCall:
 
     async def _on_confirmed(self, update: raw.types.PhoneCall) -> None:
         try:
-            await self.account.engine.exchange_keys(self.media_key, update.g_a_or_b, update.key_fingerprint)
+            await self.account.engine.exchange_keys(self.peer.id, update.g_a_or_b, update.key_fingerprint)
             await self._connect(update)
         except Exception as exc:  # noqa: BLE001
             await self._fail(exc)
@@ -301,15 +299,15 @@ class PrivateCall:
 
     async def _start_media(self) -> None:
         engine = self.account.engine
-        if engine.busy_with(self.media_key):  # NTgCalls keys calls by user: one call with each user at a time
+        if engine.busy_with(self.peer.id):  # NTgCalls keys calls by user: one call with each user at a time
             raise PeerBusy("this account is already in a call with the user")
-        engine.attach(self.media_key, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
+        engine.attach(self.peer.id, CallMedia(self._on_signaling, self._on_connection, self._on_frame,
                                               self._on_engine_failure))
         # Owned from here: a hangup while NTgCalls still creates the call must stop it once created.
         self._media_started = True
         if not engine.media_in_worker:  # else its worker feeds NTgCalls
-            self._outbound = OutboundAudio(engine, self.media_key)
-        await engine.create(self.media_key)
+            self._outbound = OutboundAudio(engine, self.peer.id)
+        await engine.create(self.peer.id)
         if self._outbound is not None:  # an unbroken outbound stream from the start
             MediaClock.shared().add(self)
 
@@ -317,14 +315,14 @@ class PrivateCall:
         self._set_state(CallState.CONNECTING)
         servers = [_rtc_server(c) for c in phone_call.connections]
         await self.account.engine.connect(
-            self.media_key,
+            self.peer.id,
             servers,
             list(phone_call.protocol.library_versions),
             bool(phone_call.p2p_allowed),
             phone_call.custom_parameters.data if phone_call.custom_parameters else None,
         )
         # PLAYBACK only after connect_p2p: attaching it earlier crashes NTgCalls (upstream issue #51).
-        await self.account.engine.attach_playback(self.media_key)
+        await self.account.engine.attach_playback(self.peer.id)
 
     def _on_signaling(self, data: bytes) -> None:
         if self.id is not None and not self.ended.done():
@@ -341,7 +339,7 @@ class PrivateCall:
     async def _on_signaling_update(self, data: bytes) -> None:
         if self._media_started and not self.ended.done():
             try:
-                await self.account.engine.signal(self.media_key, data)
+                await self.account.engine.signal(self.peer.id, data)
             except ntgcalls.ConnectionNotFound:
                 pass  # the call ended while this signaling was on its way
 
@@ -387,7 +385,7 @@ class PrivateCall:
                 future.set_result(False)
         self.account.unregister(self)
         if self._media_started:
-            self.account.engine.release(self.media_key)  # NTgCalls stops it once idle; the hang-up goes out now
+            self.account.engine.release(self.peer.id)  # NTgCalls stops it once idle; the hang-up goes out now
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:

@@ -124,30 +124,3 @@ async def test_person_in_another_process_calls_the_gateway(simulator: Simulator,
     await call.hangup()
     end = await asyncio.wait_for(call.ended, 5)
     assert (end.reason, end.by_peer, end.answered) == (DiscardReason.HANGUP, False, True)
-
-
-def frame_threads(pid: int) -> int:
-    """NTgCalls' threads that hand each instance's heard frames to Python (unnamed: webrtc's "Thread 0x…")."""
-    return sum((task / "comm").read_text().startswith("Thread 0x") for task in Path(f"/proc/{pid}/task").iterdir()
-               if (task / "comm").exists())
-
-
-async def test_the_simulated_people_share_one_engine_and_talk_at_once(simulator: Simulator,
-                                                                       gateway: TelegramAccount) -> None:
-    """The bench people's calls are keyed apart in one NTgCalls (the gateway is the same peer for each): two at
-    once both carry their tone, and the simulator hears them on one NTgCalls instance's frame thread (one per
-    person before)."""
-    calls = await asyncio.gather(gateway.call("+15550200001"), gateway.call("+15550200002"))
-    heard = [Recorder(call, 1000, -18) for call in calls]
-    for call in calls:
-        await call.wait_connected(10)
-    await asyncio.gather(*(h.wait(ONE_SECOND) for h in heard))
-    for h in heard:
-        assert_tone(h.pcm, 1000, -12)
-    # One per NTgCalls instance, and one more of NTgCalls' own: 2 here, 3 with an engine per person.
-    assert frame_threads(simulator.pid) == 2
-    for call in calls:
-        await call.hangup()
-        await asyncio.wait_for(call.ended, 5)
-    stats = {row.username: row for row in await simulator.control.stats()}
-    assert all(stats[name].answered == 1 and stats[name].frames_heard > 50 for name in ("bench0001", "bench0002"))

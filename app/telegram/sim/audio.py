@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -47,7 +46,9 @@ class CallAudio:
         self.on_heard = on_heard
         self.tick_bytes = 2 * call.account.engine.frame_bytes
         self._echo = bytearray()
-        self._heard_frames = HeardFrames.shared(asyncio.get_running_loop())
+        self._frames: list[bytes] = []
+        self._frames_lock = threading.Lock()
+        self._loop = asyncio.get_running_loop()
         call.on_audio = self._from_thread
         MediaClock.shared().add(self, source=True)
         call.ended.add_done_callback(lambda _: MediaClock.shared().remove(self))
@@ -70,39 +71,8 @@ class CallAudio:
         self.call.push_audio(chunk)
 
     def _from_thread(self, pcm: bytes, _posted_at: float) -> None:
-        self._heard_frames.add(self, pcm)
-
-    def heard(self, pcm: bytes) -> None:
-        """On the loop: one frame this call heard."""
-        if self.on_heard is not None:
-            self.on_heard(pcm)
-
-
-class HeardFrames:
-    """What every call of one event loop hears, handed to the loop together, a batch per wake-up.
-
-    NTgCalls hands over the frames of all the calls of an instance on one thread, each in turn every 10 ms (the
-    bench people share one engine, `SimWorld.bench_engine`): a hop onto the loop per call and frame woke the loop
-    up to 3 000 times a second at 30 calls."""
-
-    _per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HeardFrames]" = weakref.WeakKeyDictionary()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._frames: list[tuple[CallAudio, bytes]] = []
-
-    @classmethod
-    def shared(cls, loop: asyncio.AbstractEventLoop) -> "HeardFrames":
-        heard = cls._per_loop.get(loop)
-        if heard is None:
-            heard = cls._per_loop[loop] = cls(loop)
-        return heard
-
-    def add(self, audio: CallAudio, pcm: bytes) -> None:
-        """On NTgCalls' thread."""
-        with self._lock:
-            self._frames.append((audio, pcm))
+        with self._frames_lock:
+            self._frames.append(pcm)
             if len(self._frames) > 1:
                 return  # a delivery is already scheduled and will take this frame too
         try:
@@ -111,7 +81,8 @@ class HeardFrames:
             pass
 
     def _deliver(self) -> None:
-        with self._lock:
+        with self._frames_lock:
             batch, self._frames = self._frames, []
-        for audio, pcm in batch:
-            audio.heard(pcm)
+        if self.on_heard is not None:
+            for pcm in batch:
+                self.on_heard(pcm)

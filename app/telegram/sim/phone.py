@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pyrogram import raw
 
 from app.telegram.account import TelegramAccount
-from app.telegram.callengine import CallEngine
 from app.telegram.errors import TelegramError
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason, PrivateCall
@@ -63,10 +62,9 @@ class SimPhone:
         self.stats.username = self.user.username
         self.stats.phone = "+" + self.user.phone
 
-    async def start(self, ring_timeout: float = 90.0, engine: CallEngine | None = None) -> "SimPhone":
-        """`engine`: one shared with other people (`TelegramAccount`'s `shared_engine`), else the phone has its own."""
+    async def start(self, ring_timeout: float = 90.0) -> "SimPhone":
         client = SimClient(f"sim-{self.user.id}", self.network, user_id=self.user.id)
-        self.account = TelegramAccount(client, ring_timeout=ring_timeout, shared_engine=engine)
+        self.account = TelegramAccount(client, ring_timeout=ring_timeout)
         self.account.on_incoming_call = self._on_incoming
         self.account.on_message = self._on_message
         await self.account.start()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.telegram.callengine import CallEngine
 from app.telegram.sim.demo import GATEWAY_PHONE, DemoTelegram, add_gateway_user
 from app.telegram.sim.network import SimNetwork, SimUser
 from app.telegram.sim.phone import Behaviour, SimPhone
@@ -36,9 +35,6 @@ class SimWorld:
     network: SimNetwork = field(default_factory=SimNetwork)
     phones: dict[str, SimPhone] = field(default_factory=dict)  # by username
     gateway: SimUser | None = None
-    # The bench people's one engine: an NTgCalls per person made the simulator the busiest process at 30 calls
-    # (bench/README.md, "Where issue 12 ends"); the demo people keep one each.
-    bench_engine: CallEngine | None = None
 
     def __post_init__(self) -> None:
         self.network.ring_timeout = self.ring_timeout + 30
@@ -51,19 +47,15 @@ class SimWorld:
 
     async def start_bench(self, count: int, behaviour: str) -> None:
         template = BENCH_BEHAVIOURS[behaviour]
-        if self.bench_engine is None:
-            self.bench_engine = CallEngine()
         for n in range(1, count + 1):
             name = bench_username(n)
             user = self.network.add_user(bench_phone(n), "Bench", f"{n:04d}", username=name)
             phone = SimPhone(self.network, user, replace(template))
-            self.phones[name] = await phone.start(self.ring_timeout + 30, engine=self.bench_engine)
+            self.phones[name] = await phone.start(self.ring_timeout + 30)
 
     async def stop(self) -> None:
         for phone in self.phones.values():
             await phone.stop()
-        if self.bench_engine is not None:
-            await self.bench_engine.close()
         self.network.close()
 
     # --- commands (over `SimServer`'s command channel) -------------------------------------------
