@@ -19,6 +19,13 @@ MAX_DELAY_S = 30.0
 HEALTHY_AFTER_S = 5.0  # a restarted task that runs this long without failing is well again
 
 
+def retrieve(future: "asyncio.Future[Any]") -> None:
+    """Take the outcome of a future whose waiters have it, or have gone (a done-callback): asyncio then does not log
+    its exception as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass
 class TaskState:
     name: str

@@ -13,6 +13,7 @@ from app.calls import codes
 from app.calls.callsession import AsteriskLost, CallSession, Reject, first_done, reject_channel
 from app.sip.dialplan import RuleError, apply_rules
 from app.store.line import Line, utcnow
+from app.supervise import retrieve
 from app.telegram.errors import TelegramError
 from app.telegram.peer import Peer
 from app.telegram.privatecall import DiscardReason
@@ -21,11 +22,6 @@ from app.telegram.target import Target, TargetError, parse_target
 log = logging.getLogger(__name__)
 
 RING_GUARD_S = 5.0  # beyond the account's own ring timeout, which ends the call as missed (480)
-
-
-def _retrieve(future: "asyncio.Future[Peer]") -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 class SipToTelegram(CallSession):
@@ -47,7 +43,7 @@ class SipToTelegram(CallSession):
             else:
                 assert self.handle
                 looking_up = asyncio.ensure_future(self.handle.account.resolve(target))
-                looking_up.add_done_callback(_retrieve)  # unused when the call is refused meanwhile
+                looking_up.add_done_callback(retrieve)  # unused when the call is refused meanwhile
             if not await registered:
                 raise Reject(*codes.REGISTER_REQUIRED)
             if refusal is not None:

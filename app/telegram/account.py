@@ -14,6 +14,7 @@ from pyrogram import Client, raw
 from pyrogram import errors as tg
 from pyrogram.handlers import RawUpdateHandler
 
+from app.supervise import retrieve
 from app.telegram.callengine import SAMPLE_RATE, CallEngine
 from app.telegram.errors import AnonymousUser, PeerNotFound, call_error
 from app.telegram.peer import Peer
@@ -125,8 +126,7 @@ class TelegramAccount:
 
     def _dh_refreshed(self, request: "asyncio.Future[None]") -> None:
         self._dh_request = None
-        if not request.cancelled():
-            request.exception()  # its callers saw it; with none left, not "never retrieved"
+        retrieve(request)  # its callers saw its error, if any
 
     async def _refresh_dh(self) -> None:
         version = self._dh[2] if self._dh else 0

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import ntgcalls
 
 from app.pacing import TICK_S
+from app.supervise import retrieve
 from app.telegram import nativelog, threadstate
 from app.telegram.framesend import FRAME_DATA, FrameSender
 
@@ -216,11 +217,6 @@ def external_audio(sample_rate: int = SAMPLE_RATE) -> ntgcalls.AudioDescription:
 
 def protocol() -> ntgcalls.Protocol:
     return ntgcalls.NTgCalls.get_protocol()
-
-
-def _swallow(future: "asyncio.Future[Any]") -> None:
-    if not future.cancelled():
-        future.exception()  # the caller sees it; a frame sent as the call stops fails harmlessly
 
 
 @dataclass
@@ -453,7 +449,7 @@ class CallEngine(MediaSinks):
             self._last_frame[peer_id] = self._sender.push(ntg, peer_id, pcm)
             return
         sent = ntg.send_external_frame(peer_id, ntgcalls.StreamDevice.MICROPHONE, pcm, FRAME_DATA)
-        sent.add_done_callback(_swallow)
+        sent.add_done_callback(retrieve)
         frames = self._frame_sends.setdefault(peer_id, set())
         if sent not in frames:
             frames.add(sent)
@@ -488,7 +484,7 @@ class CallEngine(MediaSinks):
                 self._frames_held.discard(peer_id)
         # Its own task: a caller cancelled mid-step (a hang-up) must not hand the turn on while NTgCalls still works.
         task = asyncio.ensure_future(turn())
-        task.add_done_callback(_swallow)
+        task.add_done_callback(retrieve)
         await asyncio.shield(task)
 
     def _frames_in_flight(self, peer_id: int) -> "set[asyncio.Future[Any]]":
@@ -501,7 +497,7 @@ class CallEngine(MediaSinks):
     def _track(self, peer_id: int, future: "asyncio.Future[Any]") -> None:
         pending = self._pending.setdefault(peer_id, set())
         pending.add(future)
-        future.add_done_callback(lambda done: (pending.discard(done), _swallow(done)))
+        future.add_done_callback(lambda done: (pending.discard(done), retrieve(done)))
 
     def release(self, peer_id: int) -> "asyncio.Future[None]":
         """Stop the call: from now on no callbacks and no new steps; NTgCalls stops it once the steps in flight
