@@ -118,8 +118,8 @@ def _tune_heap() -> None:
 class Turns:
     """The process-wide turn NTgCalls' lifecycle steps take, one step at a time (one per event loop; `_turns()`).
     NTgCalls 3.0.5 corrupts memory when a call is created, connected, has its playback attached or detached, or is
-    stopped while another call's step runs (docs/decisions.md). Creates waiting for the turn (`first()`) go before
-    the other steps waiting (`alone()`): a call's setup is not held back by other calls' connect_p2p (~36 ms each).
+    stopped while another call's step runs (docs/decisions.md). Creates waiting for the turn (`turn(first=True)`) go
+    before the other steps waiting: a call's setup is not held back by other calls' connect_p2p (~36 ms each).
     Creates of different calls running together were tried and taken back: a soak died (`free(): invalid pointer`)
     after 924 calls, where every soak with one step at a time had run clean (bench/README.md, "Where issue 12 ends")."""
 
@@ -127,14 +127,8 @@ class Turns:
         self._busy = False
         self._waiting: deque[tuple[bool, asyncio.Future[None]]] = deque()  # (goes first, granted), oldest first
 
-    def first(self) -> "contextlib.AbstractAsyncContextManager[None]":
-        return self._turn(first=True)
-
-    def alone(self) -> "contextlib.AbstractAsyncContextManager[None]":
-        return self._turn(first=False)
-
     @contextlib.asynccontextmanager
-    async def _turn(self, first: bool) -> AsyncIterator[None]:
+    async def turn(self, first: bool = False) -> AsyncIterator[None]:
         if self._busy or self._waiting:
             await self._wait(first)
         else:
@@ -474,8 +468,7 @@ class CallEngine(MediaSinks):
                 frames = self._frames_in_flight(peer_id)
                 if frames:
                     await asyncio.wait(set(frames), timeout=OP_DRAIN_TIMEOUT_S)
-                turns = _turns()
-                async with turns.first() if first else turns.alone():
+                async with _turns().turn(first):
                     if unless_released is not None and self._media.get(peer_id) is not unless_released:
                         raise ntgcalls.ConnectionNotFound("the call ended before NTgCalls created it")
                     for step in steps:
@@ -525,7 +518,7 @@ class CallEngine(MediaSinks):
             await self._connection_settled(peer_id)
             await self._detach_playback(peer_id)
             await self._signaling_quiet(peer_id)
-            async with _turns().alone():
+            async with _turns().turn():
                 await self._instance(peer_id).stop(peer_id)
         except ntgcalls.ConnectionNotFound:
             pass
@@ -543,7 +536,7 @@ class CallEngine(MediaSinks):
                 done.set_result(None)
         if full is not None:
             await asyncio.sleep(RETIRE_AFTER_S)
-            async with _turns().alone():
+            async with _turns().turn():
                 del full  # the last reference: NTgCalls' destructor runs here (it releases the GIL while it joins)
             log.debug("an NTgCalls instance was destroyed after its %d calls", self.calls_per_instance)
         await asyncio.to_thread(_trim_heap)
@@ -562,7 +555,7 @@ class CallEngine(MediaSinks):
         if peer_id not in self._playing:
             return  # never attached: NTgCalls made no incoming channel for it
         try:
-            async with _turns().alone():
+            async with _turns().turn():
                 await self._instance(peer_id).set_stream_sources(peer_id, _PLAYBACK, _NO_MEDIA)
         except ntgcalls.ConnectionNotFound:
             raise  # NTgCalls ended the call itself: nothing to stop

@@ -37,7 +37,7 @@ async def test_a_call_is_created_before_other_calls_steps_that_wait_for_their_tu
         engine.attach(1, _media())
         await engine.create(1)
         turns = callengine._turns()
-        async with turns.alone():  # another call's slow step (its connect_p2p, ~36 ms p50) has the turn
+        async with turns.turn():  # another call's slow step (its connect_p2p, ~36 ms p50) has the turn
             # Whether NTgCalls had been asked to create call 2 by the time call 1 was stopped (noted as the stop
             # forgets its call, right after NTgCalls stopped it)
             created_first: list[bool] = []
@@ -66,7 +66,7 @@ async def test_steps_go_one_at_a_time_creates_first() -> None:
     rng = random.Random(12)
 
     async def step(first: bool) -> None:
-        async with turns.first() if first else turns.alone():
+        async with turns.turn(first):
             running.append(first)
             assert len(running) == 1, "two steps at once"
             for _ in range(rng.randint(0, 3)):
@@ -79,20 +79,20 @@ async def test_steps_go_one_at_a_time_creates_first() -> None:
         rng.choice(tasks).cancel()
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), STEP_TIMEOUT_S)
     assert not turns._waiting and not running
-    async with turns.alone():  # and the turn is free again
+    async with turns.turn():  # and the turn is free again
         pass
 
 
 async def test_a_waiter_cancelled_as_the_turn_comes_to_it_hands_it_on() -> None:
     turns = callengine.Turns()
-    holder = turns.alone()
+    holder = turns.turn()
     await holder.__aenter__()
-    waiter = asyncio.ensure_future(turns.alone().__aenter__())
+    waiter = asyncio.ensure_future(turns.turn().__aenter__())
     await _until(lambda: len(turns._waiting) == 1)
     waiter.cancel()  # cancelled, not yet resumed, when the holder hands the turn on in the same loop pass
     await holder.__aexit__(None, None, None)
     await asyncio.gather(waiter, return_exceptions=True)
-    async with turns.first():  # the turn is free: not held by the cancelled waiter
+    async with turns.turn(first=True):  # the turn is free: not held by the cancelled waiter
         pass
 
 
@@ -101,10 +101,10 @@ async def test_creates_waiting_go_before_other_steps_waiting() -> None:
     order: list[str] = []
 
     async def step(name: str, first: bool) -> None:
-        async with turns.first() if first else turns.alone():
+        async with turns.turn(first):
             order.append(name)
 
-    async with turns.alone():
+    async with turns.turn():
         tasks = [asyncio.ensure_future(step("stop", False)), asyncio.ensure_future(step("connect", False))]
         await _until(lambda: len(turns._waiting) == 2)
         tasks.append(asyncio.ensure_future(step("create", True)))
