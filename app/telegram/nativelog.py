@@ -17,6 +17,7 @@ symbol table (stripped) nothing changes but a warning. Interpreter and binding i
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import mmap
 import struct
@@ -105,22 +106,21 @@ class _WebRtcLogging:
         self.log_to_debug(severity)
 
 
-_loaded: _WebRtcLogging | None = None
-_unavailable = False
+@functools.cache
+def _webrtc_logging() -> _WebRtcLogging | None:
+    """Found once per process; None (with one warning) where the module lacks the symbols."""
+    try:
+        return _WebRtcLogging.load()
+    except Exception as exc:  # noqa: BLE001 - best effort: an odd module file must not stop a call engine
+        log.warning("NTgCalls' WebRTC logging stays verbose (its lines cost CPU and are dropped): %s", exc)
+        return None
 
 
 def quiet() -> bool:
     """WebRTC formats and hands on only warnings and errors from now on. Call it after each `NTgCalls()` is made:
     NTgCalls registers its sink at `LS_VERBOSE` again whenever it makes a new one. False if it cannot be done."""
-    global _loaded, _unavailable
-    if _unavailable:
+    webrtc_logging = _webrtc_logging()
+    if webrtc_logging is None:
         return False
-    if _loaded is None:
-        try:
-            _loaded = _WebRtcLogging.load()
-        except Exception as exc:  # noqa: BLE001 - best effort: an odd module file must not stop a call engine
-            _unavailable = True
-            log.warning("NTgCalls' WebRTC logging stays verbose (its lines cost CPU and are dropped): %s", exc)
-            return False
-    _loaded.set_threshold(LS_WARNING)
+    webrtc_logging.set_threshold(LS_WARNING)
     return True
