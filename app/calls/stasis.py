@@ -24,6 +24,7 @@ from app.sip.line import endpoint_id
 from app.sip.linesync import LineSync
 from app.store.db import Database
 from app.store.line import Line, LineMode
+from app.supervise import retrieve
 from app.telegram.peer import Peer
 from app.telegram.privatecall import PrivateCall
 
@@ -127,11 +128,10 @@ class StasisApp:
 
     async def _sip_to_telegram(self, session: SipToTelegram, line: Line, call: InboundCall, arrived: float) -> None:
         # Asterisk is asked while the session looks the Telegram user up; it places no call before the answer.
-        registered: Awaitable[bool] = self._registered(line)
+        registered = asyncio.ensure_future(self._registered(line))
+        registered.add_done_callback(retrieve)  # run() awaits it, unless it fails first
         if line.name in self._unregistered:  # not while the line's PBX was last seen unregistered
-            known = asyncio.get_running_loop().create_future()
-            known.set_result(await registered)
-            registered = known
+            await asyncio.wait([registered])
         await session.run(line, call.dialled, call.channel_id, arrived, registered)
 
     async def _refuse_sip(self, session: SipToTelegram, call: InboundCall, code: int, reason: str) -> None:
