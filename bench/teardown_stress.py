@@ -25,41 +25,24 @@ sys.path.insert(0, str(ROOT))
 
 import ntgcalls  # noqa: E402
 
-from app.telegram.account import TelegramAccount  # noqa: E402
-from app.telegram.sim import Behaviour, SimClient, SimNetwork, SimPhone  # noqa: E402
+from tests.telegram.echoworld import EchoWorld  # noqa: E402
 
 CALLS = 4
 
 
 async def run(rounds: int, idle: int) -> None:
-    network = SimNetwork(ring_timeout=30.0)
-    me = network.add_user("+15550000001", "Gateway", username="tgtrunk_gw")
-    gateway = TelegramAccount(SimClient("gateway", network, user_id=me.id), ring_timeout=5.0, rpc_timeout=2.0,
-                              rpc_retries=1)
-    await gateway.start()
-    phones: list[SimPhone] = []
-    for n in range(CALLS):
-        user = network.add_user(f"+155500010{n:02d}", f"User{n}", username=f"user{n}")
-        phones.append(await SimPhone(network, user, Behaviour(echo=True, record=False)).start(ring_timeout=30.0))
+    world = await EchoWorld.start(CALLS)
     idle_instances = [ntgcalls.NTgCalls() for _ in range(idle)]
     started = time.monotonic()
     for round_ in range(rounds):
-        calls = [await gateway.call(f"@user{n}") for n in range(CALLS)]
+        calls = await world.call_everyone()
         await asyncio.gather(*(call.wait_accepted(5) for call in calls), return_exceptions=True)
         await asyncio.sleep(random.uniform(0.0, 0.08))
-        if round_ % 2:
-            await asyncio.gather(*(phone.calls[-1].hangup() for phone in phones))
-        else:
-            await asyncio.gather(*(call.hangup() for call in calls))
-        theirs = [phone.calls[-1] for phone in phones]
-        await asyncio.gather(*(asyncio.wait_for(call.ended, 5) for call in calls + theirs))
+        await world.hang_up(calls, by_people=bool(round_ % 2))
         if (round_ + 1) % 20 == 0:
             print(f"{round_ + 1} rounds, {CALLS * (round_ + 1)} calls hung up during setup, "
                   f"{time.monotonic() - started:.0f} s", flush=True)
-    for phone in phones:
-        await phone.stop()
-    await gateway.stop()
-    network.close()
+    await world.stop()
     del idle_instances
 
 

@@ -16,8 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.telegram.account import TelegramAccount
-from app.telegram.sim import Behaviour, SimClient, SimNetwork, SimPhone
+from tests.telegram.echoworld import EchoWorld
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = 2
@@ -26,32 +25,16 @@ USERS = 2
 async def hang_up_connected_calls(rounds: int) -> None:
     """Call USERS echoing users at once, each call connected (media flowing both ways), then hang up from
     alternating sides; every NTgCalls call on both sides is stopped before this returns."""
-    network = SimNetwork(ring_timeout=30.0)
-    me = network.add_user("+15550000001", "Gateway", username="tgtrunk_gw")
-    gateway = TelegramAccount(SimClient("gateway", network, user_id=me.id), ring_timeout=5.0, rpc_timeout=2.0,
-                              rpc_retries=1)
-    await gateway.start()
-    phones = []
-    for n in range(USERS):
-        user = network.add_user(f"+155500020{n:02d}", f"User{n}", username=f"user{n}")
-        phones.append(await SimPhone(network, user, Behaviour(echo=True, record=False)).start(ring_timeout=30.0))
+    world = await EchoWorld.start(USERS)
     for round_ in range(rounds):
-        calls = [await gateway.call(f"@user{n}") for n in range(USERS)]
+        calls = await world.call_everyone()
         await asyncio.gather(*(call.wait_connected(10) for call in calls))
-        if round_ % 2:
-            await asyncio.gather(*(phone.calls[-1].hangup() for phone in phones))
-        else:
-            await asyncio.gather(*(call.hangup() for call in calls))
-        theirs = [phone.calls[-1] for phone in phones]
-        await asyncio.gather(*(asyncio.wait_for(call.ended, 5) for call in calls + theirs))
-    engines = [gateway.engine] + [phone.account.engine for phone in phones if phone.account]
+        await world.hang_up(calls, by_people=bool(round_ % 2))
+    engines = [world.gateway.engine] + [phone.account.engine for phone in world.phones if phone.account]
     for engine in engines:
         if engine is not None:
             await engine.close()  # waits for the stops still running in the background
-    for phone in phones:
-        await phone.stop()
-    await gateway.stop()
-    network.close()
+    await world.stop()
 
 
 def test_stopping_connected_calls_touches_no_freed_memory() -> None:
