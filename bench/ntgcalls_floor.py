@@ -12,6 +12,9 @@ each path, alternating, each in a fresh process, and prints both medians and the
 `--burst` sets all calls up at once instead (frames flowing from each create on) and times their setup.
 `--rate 48000` runs both engines' EXTERNAL source and PLAYBACK at that rate (a tone made at it, no resampling in
 Python): what NTgCalls saves when it need not resample (bench/README.md, "tgtrunk's own CPU").
+`--audio` chooses what each leg says: a clean tone (the default, what the other benches carry), white noise, digital
+silence, or `--compare-audio N`: N rounds of each, alternating, with the medians side by side. NTgCalls' Opus encoder
+costs more for noise and silence than for a clean tone (bench/README.md, "What a call carries changes its cost").
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import gc
 import math
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -40,9 +44,24 @@ from app.telegram.callengine import FRAME_10MS, SAMPLE_RATE, CallMedia, CallEngi
 DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
 
 
+AUDIO = ("tone", "noise", "silence")
+
+
 def tone(hz: float, seconds: float, rate: int = SAMPLE_RATE) -> bytes:
     n = int(rate * seconds)
     return array("h", (int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(n))).tobytes()
+
+
+def audio_of(kind: str, seconds: float, rate: int = SAMPLE_RATE) -> bytes:
+    """One of AUDIO: a 1 kHz tone (amplitude 8000), white noise of the same RMS, or digital silence."""
+    n = int(rate * seconds)
+    if kind == "noise":
+        rng = random.Random(12)
+        spread = 8000 * math.sqrt(3 / 2)  # uniform noise with the tone's RMS (8000 / sqrt 2)
+        return array("h", (int(rng.uniform(-spread, spread)) for _ in range(n))).tobytes()
+    if kind == "silence":
+        return bytes(2 * n)
+    return tone(1000, seconds, rate)
 
 
 class Leg:
@@ -118,7 +137,7 @@ def cpu_seconds() -> float:
     return time.process_time()
 
 
-async def run(calls: int, seconds: float, fast: bool, rate: int = SAMPLE_RATE) -> None:
+async def run(calls: int, seconds: float, fast: bool, rate: int = SAMPLE_RATE, kind: str = "tone") -> None:
     gateway, users = CallEngine(fast_path=fast, sample_rate=rate), CallEngine(fast_path=fast, sample_rate=rate)
     legs: list[Leg] = []
     for peer_id in range(1, calls + 1):
@@ -126,7 +145,7 @@ async def run(calls: int, seconds: float, fast: bool, rate: int = SAMPLE_RATE) -
         await connect(caller, callee)
         legs += [caller, callee]
     print(f"{calls} calls connected ({len(legs)} legs)", file=sys.stderr)
-    audio = tone(1000, 1.0, rate)
+    audio = audio_of(kind, 1.0, rate)
     frame = gateway.frame_bytes
     tick = 2 * frame
     loop = asyncio.get_running_loop()
@@ -144,7 +163,7 @@ async def run(calls: int, seconds: float, fast: bool, rate: int = SAMPLE_RATE) -
     wall = time.monotonic() - wall0
     cpu = cpu_seconds() - cpu0
     frames = sorted((leg.heard - h0) / wall for leg, h0 in zip(legs, heard0))
-    print(f"path={'fast' if fast else 'old'} rate={rate} calls={calls} legs={len(legs)} seconds={wall:.1f}: "
+    print(f"path={'fast' if fast else 'old'} rate={rate} audio={kind} calls={calls} legs={len(legs)} seconds={wall:.1f}: "
           f"CPU {100 * cpu / wall:.1f} % of one core, {100 * cpu / wall / len(legs):.2f} % per leg; frames/s heard per leg: median "
           f"{frames[len(frames) // 2]:.1f}, lowest {frames[0]:.1f} (of 100)")
     await gateway.close()
@@ -158,33 +177,43 @@ def main() -> None:
     parser.add_argument("--path", choices=("fast", "old"), default="fast")
     parser.add_argument("--rate", type=int, default=SAMPLE_RATE,
                         help="PCM rate of both engines' EXTERNAL source and PLAYBACK (default %(default)s)")
+    parser.add_argument("--audio", choices=AUDIO, default="tone", help="what each leg says (default %(default)s)")
     parser.add_argument("--burst", action="store_true", help="set up all calls at once and time their setup")
     parser.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
                         help="run ROUNDS of each path, alternating, and print the ratio")
+    parser.add_argument("--compare-audio", type=int, default=0, metavar="ROUNDS",
+                        help="run ROUNDS of each --audio on the fast path, alternating, and print the ratios to tone")
     args = parser.parse_args()
     if args.compare:
-        compare(args.calls, args.seconds, args.compare, args.burst)
+        compare(args.calls, args.seconds, args.compare, "path", ("old", "fast"), args.burst)
+    elif args.compare_audio:
+        compare(args.calls, args.seconds, args.compare_audio, "audio", AUDIO)
     elif args.burst:
         asyncio.run(burst(args.calls, args.path == "fast"))
     else:
-        asyncio.run(run(args.calls, args.seconds, args.path == "fast", args.rate))
+        asyncio.run(run(args.calls, args.seconds, args.path == "fast", args.rate, args.audio))
     # The NTgCalls instances are in reference cycles: freed now, not at exit, where NTgCalls' log thread calling
     # into a finalizing interpreter aborts the process (as in bench/teardown_stress.py).
     gc.collect()
 
 
-def compare(calls: int, seconds: float, rounds: int, burst: bool) -> None:
+def compare(calls: int, seconds: float, rounds: int, option: str, values: tuple[str, ...],
+            burst: bool = False) -> None:
+    """ROUNDS of each `--option value`, alternating, each in a fresh process: the medians, and each to the first."""
     figure, unit = (r"setup p50 ([0-9.]+) ms", "ms setup p50") if burst else (r"([0-9.]+) % per leg", "% per leg")
-    found: dict[str, list[float]] = {"old": [], "fast": []}
+    found: dict[str, list[float]] = {value: [] for value in values}
     for _ in range(rounds):
-        for path in ("old", "fast"):
+        for value in values:
             out = subprocess.run([sys.executable, __file__, "--calls", str(calls), "--seconds", str(seconds),
-                                  "--path", path, *(["--burst"] if burst else [])],
+                                  f"--{option}", value, *(["--burst"] if burst else [])],
                                  capture_output=True, text=True, check=True).stdout
             print(out.strip(), flush=True)
-            found[path].append(float(re.search(figure, out).group(1)))  # type: ignore[union-attr]
-    old, fast = statistics.median(found["old"]), statistics.median(found["fast"])
-    print(f"median over {rounds} rounds: old {old:.2f}, fast {fast:.2f} {unit}: fast/old = {fast / old:.3f}")
+            found[value].append(float(re.search(figure, out).group(1)))  # type: ignore[union-attr]
+    medians = {value: statistics.median(figures) for value, figures in found.items()}
+    first = values[0]
+    print(f"median over {rounds} rounds ({unit}): " + ", ".join(
+        f"{value} {median:.2f}" + ("" if value == first else f" ({value}/{first} = {median / medians[first]:.3f})")
+        for value, median in medians.items()))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@
 
 Three processes, measured apart: `tgtrunk serve` (with its Asterisk child), the simulated Telegram network
 (`python -m app.telegram.sim`, its people answer and echo), and a second Asterisk acting as the PBX, registered to
-the gateway, which originates the calls and plays a 1004 Hz tone (Milliwatt) into each. Writes the results table
-to stdout and into bench/README.md.
+the gateway, which originates the calls and plays a 1004 Hz tone (Milliwatt) into each; with `--audio speech` a
+recorded voice prompt in a loop, with `--audio silence` nothing (NTgCalls' Opus encoder costs more for speech and for
+silence than for a clean tone: bench/README.md, "What a call carries changes its cost"). Writes the results table to
+stdout and into bench/README.md.
 """
 
 from __future__ import annotations
@@ -57,7 +59,14 @@ PBX_EXTENSIONS = """
 static = yes
 [bench]
 exten => tone,1,Milliwatt()
+exten => speech,1,Playback(/usr/share/asterisk/sounds/en_US_f_Allison/demo-congrats)
+ same => n,Goto(1)
+exten => silence,1,Wait(86400)
 """
+AUDIO = ("tone", "speech", "silence")  # what the PBX plays into each call: an extension of PBX_EXTENSIONS
+# The gateway's own modules, and what playing the GSM prompt needs.
+PBX_MODULES = (ROOT / "asterisk" / "modules.conf").read_text() + "".join(
+    f"load => {module}.so\n" for module in ("app_playback", "format_gsm", "codec_gsm"))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -104,8 +113,9 @@ class Row:
 
 
 class Bench:
-    def __init__(self, seconds: float, workers: int) -> None:
+    def __init__(self, seconds: float, workers: int, audio: str = "tone") -> None:
         self.seconds = seconds
+        self.audio = audio  # one of AUDIO
         self.workers = workers  # TGTRUNK_WORKERS: 0 is the one-process path
         self.work = Path(tempfile.mkdtemp(prefix="tgtrunk-bench-"))
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -146,7 +156,7 @@ class Bench:
         ari_port = free_port()
         self.pbx = AsteriskInstance(install, f"/srv/tgtrunk/bench-pbx-{secrets.token_hex(3)}", InstanceConfig(
             sip_bind="127.0.0.7:0", ari_port=ari_port, ari_password=password, rtp_start=34000, rtp_end=35998,
-            overrides={"sorcery.conf": "", "extensions.conf": PBX_EXTENSIONS,
+            overrides={"sorcery.conf": "", "extensions.conf": PBX_EXTENSIONS, "modules.conf": PBX_MODULES,
                        "pjsip.conf": pbx_pjsip(free_port("127.0.0.7"), f"127.0.0.1:{self.sip_port}")}))
         await self.pbx.start()
         self.ari = AriClient("127.0.0.1", ari_port, "tgtrunk", password, "bench")
@@ -176,9 +186,9 @@ class Bench:
         self.answered[channel] = time.perf_counter()
         try:
             await self.ari.request("POST", f"/channels/{channel}/continue",
-                                   params={"context": "bench", "extension": "tone", "priority": 1})
+                                   params={"context": "bench", "extension": self.audio, "priority": 1})
         except AriError as exc:  # the call ended meanwhile (overload): it simply plays nothing
-            print(f"bench: channel {channel} gone before its tone started ({exc})", file=sys.stderr)
+            print(f"bench: channel {channel} gone before its {self.audio} started ({exc})", file=sys.stderr)
 
     async def _admin(self, path: str) -> object:
         import urllib.request
@@ -303,17 +313,19 @@ async def main() -> None:
     parser.add_argument("--workers", default=f"0,{os.cpu_count()}",
                         help="comma-separated TGTRUNK_WORKERS, each a run of its own (default 0 and one per core: "
                              "the one-process path and the media workers side by side)")
+    parser.add_argument("--audio", choices=AUDIO, default="tone",
+                        help="what the PBX plays into each call (default %(default)s)")
     parser.add_argument("--no-readme", action="store_true", help="do not update bench/README.md")
     args = parser.parse_args()
     sizes = [int(n) for n in args.calls.split(",")]
     rows: list[Row] = []
     print(TABLE_HEAD, end="", flush=True)
     for workers in (int(w) for w in args.workers.split(",")):
-        bench = Bench(args.seconds, workers)
+        bench = Bench(args.seconds, workers, args.audio)
         failed = True
         try:
             print(f"<!-- starting the simulator ({max(sizes)} users), tgtrunk with {workers} media workers and a "
-                  "PBX Asterisk -->", flush=True)
+                  f"PBX Asterisk playing {args.audio} -->", flush=True)
             await bench.start(max(sizes))
             for n in sizes:
                 rows.append(await bench.run(n))
