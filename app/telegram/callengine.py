@@ -24,7 +24,7 @@ import ntgcalls
 
 from app.pacing import TICK_S
 from app.supervise import retrieve
-from app.telegram import nativelog, threadstate
+from app.telegram import denormals, nativelog, threadstate
 from app.telegram.framesend import FRAME_DATA, FrameSender
 
 log = logging.getLogger(__name__)
@@ -284,6 +284,7 @@ class CallEngine(MediaSinks):
         self._keep_thread_states = fast_path
         self._sender: FrameSender | None = None
         if fast_path:
+            denormals.flush_to_zero()  # before this engine's NTgCalls makes its threads: they inherit it
             _bridge_native_logs()
             self._sender = FrameSender.shared(self.loop)
         _tune_heap()
