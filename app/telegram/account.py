@@ -107,9 +107,11 @@ class TelegramAccount:
 
         Asking `messages.getDhConfig` for every call would put a round trip before each RequestCall; the
         server's random bytes only add to the client's own entropy, and os.urandom is the kernel's CSPRNG.
+        A call waits for the request only when there is no config yet: an hour-old one serves while it is renewed
+        (as it does when renewing fails).
         """
         refreshing = self._refresh_dh_if_old()
-        if refreshing is not None:
+        if refreshing is not None and self._dh is None:
             await asyncio.shield(refreshing)  # a caller cancelled does not cancel the others' request
         assert self._dh is not None
         return DhParams(self._dh[0], self._dh[1], os.urandom(256))

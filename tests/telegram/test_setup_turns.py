@@ -14,6 +14,7 @@ from app.telegram.account import TelegramAccount
 from app.telegram.callengine import CallEngine, CallMedia
 from app.telegram.privatecall import DiscardReason
 from app.telegram.sim import Behaviour, SimNetwork
+from app.telegram.sim.network import TIMEOUT
 
 from tests.telegram.conftest import PhoneFactory
 
@@ -127,3 +128,18 @@ async def test_telegram_is_asked_for_its_dh_config_once_for_calls_placed_at_once
     finally:
         for call in calls:
             await call.hangup(DiscardReason.HANGUP)
+
+
+async def test_a_call_does_not_wait_while_an_old_dh_config_is_renewed(
+        gateway: TelegramAccount, make_phone: PhoneFactory, network: SimNetwork) -> None:
+    """Once an hour the config is asked again; the call that finds it old is placed with the old one meanwhile."""
+    phone = await make_phone(behaviour=Behaviour(answer="no_answer"))
+    await _until(lambda: gateway._dh is not None)
+    network.inject("messages.GetDhConfig", TIMEOUT, user_id=gateway.me.id)  # Telegram takes its time to answer
+    gateway._dh_at = 0.0  # an hour old
+    call = await asyncio.wait_for(gateway.call(f"+{phone.user.phone}"), STEP_TIMEOUT_S)
+    try:
+        assert (gateway.me.id, "phone.RequestCall") in network.requests
+        assert gateway._dh_request is not None and not gateway._dh_request.done(), "the renewal is not in flight"
+    finally:
+        await call.hangup(DiscardReason.HANGUP)
