@@ -2,12 +2,13 @@
 
 A `PrivateCall` has one way in (`push_audio`, paced by its source) and one way out (`on_audio`, on NTgCalls'
 thread). `CallAudio` plays a source into a call on the shared 20 ms clock, as RTP would, and hands what the call
-hears to a loop-side callback, several frames per wake-up.
+heard since the last tick to a loop-side callback on that same tick: the loop is not woken for the frames
+themselves (a wake-up per frame from every call's NTgCalls thread was the simulator's largest Python cost at 30 calls,
+bench/README.md). An echo is then sent back on the tick it was heard by.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 from collections.abc import Callable
@@ -46,12 +47,15 @@ class CallAudio:
         self.on_heard = on_heard
         self.tick_bytes = 2 * call.account.engine.frame_bytes
         self._echo = bytearray()
-        self._frames: list[bytes] = []
+        self._frames: list[bytes] = []  # heard since the last tick, on NTgCalls' thread
         self._frames_lock = threading.Lock()
-        self._loop = asyncio.get_running_loop()
         call.on_audio = self._from_thread
         MediaClock.shared().add(self, source=True)
-        call.ended.add_done_callback(lambda _: MediaClock.shared().remove(self))
+        call.ended.add_done_callback(self._ended)
+
+    def _ended(self, _ended: object) -> None:
+        MediaClock.shared().remove(self)
+        self._deliver()  # the last frames heard before the hang-up
 
     def echo(self, pcm: bytes) -> None:
         """Queue audio (any multiple of 10 ms) to be sent back, paced."""
@@ -61,6 +65,7 @@ class CallAudio:
             del self._echo[: len(self._echo) - limit]
 
     def tick(self, now: float) -> None:
+        self._deliver()
         if self.source is not None:
             chunk = self.source(self.tick_bytes)
         elif self._echo:
@@ -73,12 +78,6 @@ class CallAudio:
     def _from_thread(self, pcm: bytes, _posted_at: float) -> None:
         with self._frames_lock:
             self._frames.append(pcm)
-            if len(self._frames) > 1:
-                return  # a delivery is already scheduled and will take this frame too
-        try:
-            self._loop.call_soon_threadsafe(self._deliver)
-        except RuntimeError:  # loop closed during shutdown
-            pass
 
     def _deliver(self) -> None:
         with self._frames_lock:
