@@ -59,3 +59,4 @@ class MediaClock:
             if delay < -RESYNC_AFTER_S:
                 next_at, delay = loop.time(), 0.0
             await asyncio.sleep(max(delay, 0.0))
+        self._task = None  # a finished task still refers to its loop, which `_per_loop` would then keep for ever

@@ -58,7 +58,9 @@ class FrameSender:
     _per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FrameSender]" = weakref.WeakKeyDictionary()
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weakly: `_per_loop` holds this sender as long as its loop lives, so a strong reference back would keep
+        # both (and this thread) for ever.
+        self._loop = weakref.ref(loop)
         self._batch: list[Frame] = []  # pushed in this loop iteration (the loop's thread only)
         self._pushed = 0  # the loop's thread only
         self._lock = threading.Lock()  # guards the rest, shared with the sender's thread
@@ -73,6 +75,13 @@ class FrameSender:
         # Its thread ends once this sender is gone (with its loop): it holds the sender only while sending.
         threading.Thread(target=_serve, args=(weakref.ref(self), wake), name="ntgcalls-frames", daemon=True).start()
         weakref.finalize(self, _wake_up, wake)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """On the loop's thread, which keeps it alive."""
+        loop = self._loop()
+        assert loop is not None
+        return loop
 
     @classmethod
     def shared(cls, loop: asyncio.AbstractEventLoop) -> "FrameSender":
@@ -144,9 +153,10 @@ class FrameSender:
                 ready = [done for number, done in self._waiters if number <= self._sent]
                 if ready:
                     self._waiters = [(n, done) for n, done in self._waiters if n > self._sent]
-            if ready:
+            loop = self._loop()
+            if ready and loop is not None:
                 try:
-                    self.loop.call_soon_threadsafe(_resolve, ready)
+                    loop.call_soon_threadsafe(_resolve, ready)
                 except RuntimeError:  # the loop closed meanwhile
                     pass
 

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
+from collections.abc import Callable
+from typing import TypeVar
 
 import ntgcalls
 import pytest
 
+from app.pacing import MediaClock
 from app.telegram.callengine import FRAME_10MS, CallEngine, CallMedia
 from app.telegram.framesend import FrameSender
 
 from tests.telegram.enginepair import connect_pair
+
+
+T = TypeVar("T")
+
+
+async def _on_loop(make: Callable[[], T]) -> T:
+    return make()
 
 
 def _media() -> CallMedia:
@@ -111,3 +123,32 @@ async def test_the_senders_own_thread_runs_what_is_queued_in_order() -> None:
     jobs = [sender.submit(lambda n=n: ran.append((n, threading.current_thread().name))) for n in range(50)]
     await asyncio.wait_for(asyncio.wrap_future(jobs[-1]), 5)
     assert ran == [(n, "ntgcalls-frames") for n in range(50)]
+
+
+def test_a_loop_its_sender_and_its_clock_are_freed_once_the_loop_is_gone() -> None:
+    """One sender and one clock per loop, kept no longer than the loop (each test has a loop of its own)."""
+    loop = asyncio.new_event_loop()
+
+    class Holder:
+        def tick(self, _now: float) -> None:
+            clock.remove(self)
+
+    async def use() -> None:
+        sender = FrameSender.shared(asyncio.get_running_loop())
+        assert await asyncio.wrap_future(sender.submit(lambda: 7)) == 7
+        clock.add(Holder())
+        assert clock._task is not None
+        await clock._task  # the clock stops once its last holder is gone
+
+    before = set(threading.enumerate())
+    clock = loop.run_until_complete(_on_loop(MediaClock.shared))
+    loop.run_until_complete(use())
+    senders = [t for t in set(threading.enumerate()) - before if t.name == "ntgcalls-frames"]
+    loop.close()
+    gone = weakref.ref(loop)
+    del loop, clock
+    gc.collect()
+    assert gone() is None, "the loop is still referred to"
+    for thread in senders:
+        thread.join(5)
+        assert not thread.is_alive(), "the sender's thread outlived its loop"
