@@ -3,8 +3,8 @@
 On digital silence (all zeros: what Asterisk sends while nothing plays on the SIP side, and what tgtrunk fills in
 while no RTP comes) the filter states in NTgCalls' Opus encoder decay into subnormal floats, which x86 computes in
 microcode: Opus' `tone_lpc` alone took 21 % of the NTgCalls floor's cycles on silence, against 2 % on a tone (perf).
-With the CPU's flush-to-zero (FTZ) and denormals-are-zero (DAZ) flags set, a leg carrying silence costs 0.76× the
-CPU (bench/README.md, "What a call carries changes its cost"); a tone or noise costs the same either way.
+With the CPU's flush-to-zero (FTZ) and denormals-are-zero (DAZ) flags set, a leg carrying silence costs 0.78× the
+CPU (bench/README.md, "What a call carries changes its cost"); a leg carrying a tone costs the same either way.
 
 The flags are in each thread's MXCSR register, and a new thread starts with a copy of its creator's. NTgCalls makes
 its threads from the thread that first creates an instance and from threads of its own, so `flush_to_zero()` on
