@@ -13,7 +13,7 @@ from pathlib import Path
 import ntgcalls
 from pyrogram.crypto.prime import CURRENT_DH_PRIME
 
-from app.telegram.callengine import CallEngine, CallMedia, protocol
+from app.telegram.callengine import FRAME_10MS, CallEngine, CallMedia, protocol
 
 DH_P = CURRENT_DH_PRIME.to_bytes(256, "big")
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +58,15 @@ async def connect_pair(a: CallEngine, b: CallEngine, peer: int,
     await a.attach_playback(peer)
     await b.attach_playback(peer)
     await asyncio.wait_for(asyncio.gather(*connected), 20)
+
+
+async def feed_then_close(a: CallEngine, b: CallEngine, peer: int, done: Callable[[], bool]) -> None:
+    """Feed `a`'s side of call `peer` silence at NTgCalls' 10 ms pace until `done()`, then stop the call on both
+    engines and close them."""
+    while not done():
+        a.push_frame(peer, bytes(FRAME_10MS))
+        await asyncio.sleep(0.01)  # the 10 ms pace NTgCalls' source wants, not a wait for an event
+    await a.stop(peer)
+    await b.stop(peer)
+    await a.close()
+    await b.close()

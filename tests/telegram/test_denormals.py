@@ -8,9 +8,9 @@ import asyncio
 import sys
 
 from app.telegram import denormals
-from app.telegram.callengine import FRAME_10MS, CallEngine
+from app.telegram.callengine import CallEngine
 
-from tests.telegram.enginepair import connect_pair, probe_in_child
+from tests.telegram.enginepair import connect_pair, feed_then_close, probe_in_child
 
 async def probe(fast_path: bool) -> tuple[int, int]:
     """(1 if the frame thread's floats flush subnormal results to zero, 1 if both MXCSR flags are set there)."""
@@ -25,13 +25,7 @@ async def probe(fast_path: bool) -> tuple[int, int]:
 
     a, b = CallEngine(fast_path=fast_path), CallEngine(fast_path=fast_path)
     await connect_pair(a, b, 1, on_frame)
-    while not seen.done():
-        a.push_frame(1, bytes(FRAME_10MS))
-        await asyncio.sleep(0.01)  # the 10 ms pace NTgCalls' source wants, not a wait for an event
-    await a.stop(1)
-    await b.stop(1)
-    await a.close()
-    await b.close()
+    await feed_then_close(a, b, 1, seen.done)
     return seen.result()
 
 

@@ -18,9 +18,9 @@ import ntgcalls
 import pytest
 
 from app.telegram import nativelog
-from app.telegram.callengine import FRAME_10MS, CallEngine
+from app.telegram.callengine import CallEngine
 
-from tests.telegram.enginepair import connect_pair, probe_in_child
+from tests.telegram.enginepair import connect_pair, feed_then_close, probe_in_child
 
 FRAMES = 50
 
@@ -47,13 +47,7 @@ async def probe(fast_path: bool) -> tuple[int, int]:
             forward(level, msg, *args, **kwargs)
         logger.log = counted  # type: ignore[method-assign]
     await connect_pair(a, b, 1, on_frame)
-    while not heard.is_set():
-        a.push_frame(1, bytes(FRAME_10MS))
-        await asyncio.sleep(0.01)  # the 10 ms pace NTgCalls' source wants, not a wait for an event
-    await a.stop(1)
-    await b.stop(1)
-    await a.close()
-    await b.close()
+    await feed_then_close(a, b, 1, heard.is_set)
     return levels[False], levels[True]
 
 
