@@ -24,7 +24,7 @@ import ntgcalls
 
 from app.pacing import TICK_S
 from app.supervise import retrieve
-from app.telegram import denormals, nativelog, threadstate
+from app.telegram import denormals, nativelog, threadpriority, threadstate
 from app.telegram.framesend import FRAME_DATA, FrameSender
 
 log = logging.getLogger(__name__)
@@ -357,6 +357,8 @@ class CallEngine(MediaSinks):
             threadstate.keep()
         if mode != _PLAYBACK:
             return
+        if self._keep_thread_states:
+            threadpriority.raise_this_thread()  # it carries the audio towards SIP
         pcm = frames[0].data if len(frames) == 1 else b"".join([f.data for f in frames])  # one 10 ms frame, always
         if not pcm:
             return
