@@ -73,7 +73,6 @@ class SipToTelegram(CallSession):
         finally:
             if looking_up is not None:
                 looking_up.cancel()  # done by now unless the call was refused or given up meanwhile
-            looking_up = None
         if not self.answered and code != codes.SIP_CALLER_CANCELLED.code:
             log.warning("line %s: call to %r refused with %d %s", line.name, dialled, code, reason)
             await self.reject_sip(code)

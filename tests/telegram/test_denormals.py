@@ -12,6 +12,7 @@ from app.telegram.callengine import CallEngine
 
 from tests.telegram.enginepair import connect_pair, feed_then_close, probe_in_child
 
+
 async def probe(fast_path: bool) -> tuple[int, int]:
     """(1 if the frame thread's floats flush subnormal results to zero, 1 if both MXCSR flags are set there)."""
     loop = asyncio.get_running_loop()
@@ -37,4 +38,3 @@ def test_ntgcalls_threads_do_not_flush_by_default() -> None:
 
 def test_the_engine_makes_ntgcalls_threads_flush_subnormals() -> None:
     assert probe_in_child("tests.telegram.test_denormals", "probe(True)") == (1, 1)
-

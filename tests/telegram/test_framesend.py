@@ -6,8 +6,6 @@ import asyncio
 import gc
 import threading
 import weakref
-from collections.abc import Callable
-from typing import TypeVar
 
 import ntgcalls
 import pytest
@@ -17,13 +15,6 @@ from app.telegram.callengine import FRAME_10MS, CallEngine, CallMedia
 from app.telegram.framesend import FrameSender
 
 from tests.telegram.enginepair import connect_pair
-
-
-T = TypeVar("T")
-
-
-async def _on_loop(make: Callable[[], T]) -> T:
-    return make()
 
 
 def _media() -> CallMedia:
@@ -131,22 +122,22 @@ def test_a_loop_its_sender_and_its_clock_are_freed_once_the_loop_is_gone() -> No
 
     class Holder:
         def tick(self, _now: float) -> None:
-            clock.remove(self)
+            MediaClock.shared().remove(self)
 
     async def use() -> None:
         sender = FrameSender.shared(asyncio.get_running_loop())
         assert await asyncio.wrap_future(sender.submit(lambda: 7)) == 7
+        clock = MediaClock.shared()
         clock.add(Holder())
         assert clock._task is not None
         await clock._task  # the clock stops once its last holder is gone
 
     before = set(threading.enumerate())
-    clock = loop.run_until_complete(_on_loop(MediaClock.shared))
     loop.run_until_complete(use())
     senders = [t for t in set(threading.enumerate()) - before if t.name == "ntgcalls-frames"]
     loop.close()
     gone = weakref.ref(loop)
-    del loop, clock
+    del loop
     gc.collect()
     assert gone() is None, "the loop is still referred to"
     for thread in senders:
